@@ -1,0 +1,356 @@
+//! Quantized matrix multiplication: activations are quantized exactly as llama.cpp's x86
+//! kernels do (scale `127/amax`, round half to even, block sums from the f32 scale), then
+//! dotted with the GGUF weight blocks. Owning this step keeps greedy output on llama.cpp's
+//! path and is where faster kernels plug in.
+
+use std::sync::Arc;
+
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8K, BlockQ8_0, BlockQ8_1,
+};
+use candle_core::quantized::{GgmlDType, GgmlType, QMatMul, QTensor};
+use candle_core::{Module, Tensor};
+use half::f16;
+use rayon::prelude::*;
+
+use crate::error::Result;
+
+const QK8: usize = 32;
+const QK_K: usize = 256;
+
+// Mirrors of candle's activation block layouts (their fields are crate-private).
+#[repr(C)]
+#[derive(Clone)]
+struct Q8_0 {
+    d: f16,
+    qs: [i8; QK8],
+}
+#[repr(C)]
+#[derive(Clone)]
+struct Q8_1 {
+    d: f16,
+    s: f16,
+    qs: [i8; QK8],
+}
+#[repr(C)]
+#[derive(Clone)]
+struct Q8K {
+    d: f32,
+    qs: [i8; QK_K],
+    bsums: [i16; QK_K / 16],
+}
+const _: () = assert!(std::mem::size_of::<Q8_0>() == std::mem::size_of::<BlockQ8_0>());
+const _: () = assert!(std::mem::size_of::<Q8_1>() == std::mem::size_of::<BlockQ8_1>());
+const _: () = assert!(std::mem::size_of::<Q8K>() == std::mem::size_of::<BlockQ8K>());
+const _: () = assert!(std::mem::align_of::<Q8_0>() == std::mem::align_of::<BlockQ8_0>());
+const _: () = assert!(std::mem::align_of::<Q8_1>() == std::mem::align_of::<BlockQ8_1>());
+const _: () = assert!(std::mem::align_of::<Q8K>() == std::mem::align_of::<BlockQ8K>());
+
+/// Activation quantization with llama.cpp's rounding, into candle's block type `Self`.
+pub trait ActivationBlock: GgmlType + Sync {
+    fn quantize(xs: &[f32]) -> Vec<Self>;
+}
+
+/// Round half to even, as `_mm256_round_ps(_MM_ROUND_NEAREST)` and `nearest_int` do.
+#[inline]
+fn round_even(x: f32) -> f32 {
+    x.round_ties_even()
+}
+
+fn q8_scale(block: &[f32]) -> (f32, f32) {
+    let amax = block.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    (d, id)
+}
+
+impl ActivationBlock for BlockQ8_0 {
+    fn quantize(xs: &[f32]) -> Vec<Self> {
+        let blocks: Vec<Q8_0> = xs
+            .chunks_exact(QK8)
+            .map(|b| {
+                let (d, id) = q8_scale(b);
+                let mut qs = [0i8; QK8];
+                for (q, &x) in qs.iter_mut().zip(b) {
+                    *q = round_even(x * id) as i8;
+                }
+                Q8_0 {
+                    d: f16::from_f32(d),
+                    qs,
+                }
+            })
+            .collect();
+        // SAFETY: Q8_0 has BlockQ8_0's size, alignment and field layout (asserted above).
+        unsafe { transmute_vec(blocks) }
+    }
+}
+
+impl ActivationBlock for BlockQ8_1 {
+    fn quantize(xs: &[f32]) -> Vec<Self> {
+        let blocks: Vec<Q8_1> = xs
+            .chunks_exact(QK8)
+            .map(|b| {
+                let (d, id) = q8_scale(b);
+                let mut qs = [0i8; QK8];
+                let mut sum = 0i32;
+                for (q, &x) in qs.iter_mut().zip(b) {
+                    *q = round_even(x * id) as i8;
+                    sum += *q as i32;
+                }
+                Q8_1 {
+                    d: f16::from_f32(d),
+                    s: f16::from_f32(d * sum as f32),
+                    qs,
+                }
+            })
+            .collect();
+        // SAFETY: as above, for Q8_1.
+        unsafe { transmute_vec(blocks) }
+    }
+}
+
+impl ActivationBlock for BlockQ8K {
+    fn quantize(xs: &[f32]) -> Vec<Self> {
+        let blocks: Vec<Q8K> = xs
+            .chunks_exact(QK_K)
+            .map(|b| {
+                let mut max = 0f32;
+                let mut amax = 0f32;
+                for &x in b {
+                    if x.abs() > amax {
+                        amax = x.abs();
+                        max = x;
+                    }
+                }
+                let mut out = Q8K {
+                    d: 0.0,
+                    qs: [0; QK_K],
+                    bsums: [0; QK_K / 16],
+                };
+                if amax == 0.0 {
+                    return out;
+                }
+                let iscale = -127.0 / max;
+                for (q, &x) in out.qs.iter_mut().zip(b) {
+                    *q = round_even(iscale * x).min(127.0) as i8;
+                }
+                for (j, s) in out.bsums.iter_mut().enumerate() {
+                    *s = out.qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();
+                }
+                out.d = 1.0 / iscale;
+                out
+            })
+            .collect();
+        // SAFETY: as above, for Q8K.
+        unsafe { transmute_vec(blocks) }
+    }
+}
+
+/// SAFETY: `A` and `B` must have identical size, alignment and field layout.
+unsafe fn transmute_vec<A, B>(v: Vec<A>) -> Vec<B> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    Vec::from_raw_parts(v.as_mut_ptr() as *mut B, v.len(), v.capacity())
+}
+
+/// A weight matrix `[out, in]` applied as `x @ W^T`.
+pub struct QLinear {
+    w: Arc<QTensor>,
+    out: usize,
+    inp: usize,
+    /// Types our driver does not handle (f32/f16 weights, i-quants) go through candle.
+    fallback: Option<QMatMul>,
+}
+
+impl QLinear {
+    pub fn new(w: Arc<QTensor>) -> Result<Self> {
+        let (out, inp) = w.shape().dims2()?;
+        let ours = matches!(
+            w.dtype(),
+            GgmlDType::Q4_0
+                | GgmlDType::Q4_1
+                | GgmlDType::Q5_0
+                | GgmlDType::Q5_1
+                | GgmlDType::Q8_0
+                | GgmlDType::Q2K
+                | GgmlDType::Q3K
+                | GgmlDType::Q4K
+                | GgmlDType::Q5K
+                | GgmlDType::Q6K
+        ) && inp % w.dtype().block_size() == 0;
+        let fallback = if ours {
+            None
+        } else {
+            Some(QMatMul::from_arc(w.clone())?)
+        };
+        Ok(Self {
+            w,
+            out,
+            inp,
+            fallback,
+        })
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out
+    }
+
+    /// `x`: `[..., in]` f32 → `[..., out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(f) = &self.fallback {
+            return Ok(f.forward(x)?);
+        }
+        let mut dims = x.dims().to_vec();
+        let inp = dims.pop().unwrap_or(0);
+        assert_eq!(inp, self.inp, "QLinear input width");
+        let rows: usize = dims.iter().product();
+        let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let ys = match self.w.dtype() {
+            GgmlDType::Q4_0 => self.run::<BlockQ4_0>(&xs, rows)?,
+            GgmlDType::Q4_1 => self.run::<BlockQ4_1>(&xs, rows)?,
+            GgmlDType::Q5_0 => self.run::<BlockQ5_0>(&xs, rows)?,
+            GgmlDType::Q5_1 => self.run::<BlockQ5_1>(&xs, rows)?,
+            GgmlDType::Q8_0 => self.run::<BlockQ8_0>(&xs, rows)?,
+            GgmlDType::Q2K => self.run::<BlockQ2K>(&xs, rows)?,
+            GgmlDType::Q3K => self.run::<BlockQ3K>(&xs, rows)?,
+            GgmlDType::Q4K => self.run::<BlockQ4K>(&xs, rows)?,
+            GgmlDType::Q5K => self.run::<BlockQ5K>(&xs, rows)?,
+            GgmlDType::Q6K => self.run::<BlockQ6K>(&xs, rows)?,
+            other => unreachable!("{other:?} weights take the fallback path"),
+        };
+        dims.push(self.out);
+        Ok(Tensor::from_vec(ys, dims, &x.device())?)
+    }
+
+    fn run<W>(&self, xs: &[f32], rows: usize) -> Result<Vec<f32>>
+    where
+        W: GgmlType + Sync,
+        W::VecDotType: ActivationBlock,
+    {
+        let data = self.w.data()?;
+        let n_blocks = self.inp / W::BLCK_SIZE;
+        let total = n_blocks * self.out;
+        assert_eq!(data.len(), total * std::mem::size_of::<W>(), "weight size");
+        assert_eq!(
+            data.as_ptr() as usize % std::mem::align_of::<W>(),
+            0,
+            "weight alignment"
+        );
+        // SAFETY: candle's CPU storage for this dtype is a Vec<W>; length and alignment
+        // were just checked.
+        let weights: &[W] = unsafe { std::slice::from_raw_parts(data.as_ptr() as *const W, total) };
+
+        let acts: Vec<W::VecDotType> = W::VecDotType::quantize(xs);
+        let act_blocks = self.inp / W::VecDotType::BLCK_SIZE;
+        let n = self.inp;
+
+        // Each task owns a run of output features and computes them for every row, so a
+        // weight row is read once per task however many tokens are in the batch.
+        const COLS: usize = 16;
+        let mut out_t = vec![0f32; self.out * rows];
+        out_t
+            .par_chunks_mut(COLS * rows)
+            .enumerate()
+            .for_each(|(chunk, dst)| {
+                let first = chunk * COLS;
+                for (c, dst_col) in dst.chunks_mut(rows).enumerate() {
+                    let o = first + c;
+                    let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
+                    for (r, y) in dst_col.iter_mut().enumerate() {
+                        let a_row = &acts[r * act_blocks..(r + 1) * act_blocks];
+                        *y = W::vec_dot(n, w_row, a_row);
+                    }
+                }
+            });
+        if rows == 1 {
+            return Ok(out_t);
+        }
+        let mut out = vec![0f32; self.out * rows];
+        for o in 0..self.out {
+            for r in 0..rows {
+                out[r * self.out + o] = out_t[o * rows + r];
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    }
+
+    /// Every weight type against dequantize-then-matmul, on odd shapes.
+    #[test]
+    fn qlinear_matches_dequantized_matmul() {
+        let dev = Device::Cpu;
+        let mut seed = 7u64;
+        for dtype in [
+            GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q5_0,
+            GgmlDType::Q5_1,
+            GgmlDType::Q8_0,
+            GgmlDType::Q2K,
+            GgmlDType::Q3K,
+            GgmlDType::Q4K,
+            GgmlDType::Q5K,
+            GgmlDType::Q6K,
+        ] {
+            for (out, rows) in [(1, 1), (7, 3), (33, 5), (17, 1)] {
+                let inp = 512;
+                let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
+                let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed)).collect();
+                let wt = Tensor::from_vec(w, (out, inp), &dev).unwrap();
+                let xt = Tensor::from_vec(x, (rows, inp), &dev).unwrap();
+                let q = Arc::new(QTensor::quantize(&wt, dtype).unwrap());
+                let reference = xt
+                    .matmul(&q.dequantize(&dev).unwrap().t().unwrap())
+                    .unwrap();
+                let got = QLinear::new(q).unwrap().forward(&xt).unwrap();
+                assert_eq!(got.dims(), &[rows, out]);
+                let diff = (got - &reference)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap();
+                let scale = reference.abs().unwrap().max_all().unwrap();
+                let (diff, scale) = (
+                    diff.to_scalar::<f32>().unwrap(),
+                    scale.to_scalar::<f32>().unwrap(),
+                );
+                // Only the activation quantization separates the two (8-bit: < 2% of range).
+                assert!(
+                    diff <= 0.02 * scale.max(1.0),
+                    "{dtype:?} {out}x{rows}: {diff} vs {scale}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q8_1_sum_uses_the_f32_scale() {
+        let xs: Vec<f32> = (0..32).map(|i| i as f32 * 0.37 - 3.0).collect();
+        let b = <BlockQ8_1 as ActivationBlock>::quantize(&xs);
+        // SAFETY: reading our own mirror layout back.
+        let m: Vec<Q8_1> = unsafe { transmute_vec(b) };
+        let d = 8.47f32 / 127.0;
+        let sum: i32 = m[0].qs.iter().map(|&q| q as i32).sum();
+        assert_eq!(m[0].s, f16::from_f32(d * sum as f32));
+    }
+
+    #[test]
+    fn rounding_is_half_to_even() {
+        assert_eq!(round_even(2.5), 2.0);
+        assert_eq!(round_even(-3.5), -4.0);
+        assert_eq!(round_even(1.4999), 1.0);
+    }
+}

@@ -1,0 +1,338 @@
+//! Quire's model runtime: a small language model run in-process from a GGUF file.
+//!
+//! [`Model::load`] opens a GGUF file, checks it, and builds its [`Tokenizer`] and
+//! [`ChatTemplate`] from the file's own metadata; [`Model::generate`] streams tokens to a
+//! caller-supplied [`TokenSink`] and honours a [`CancelToken`]. This crate knows nothing of
+//! documents: the engine builds prompts, the runtime runs them.
+//!
+//! ```no_run
+//! use quire_runtime::{ChatMessage, CancelToken, Model, LoadOptions, SamplingParams};
+//! let mut model = Model::load("models/SmolLM2-135M-Instruct.Q4_1.gguf".as_ref(), &LoadOptions::default())?;
+//! let prompt = model.encode_chat(&[ChatMessage::user("Hello!")])?;
+//! let out = model.generate(&prompt, &SamplingParams::greedy(32), &CancelToken::new(),
+//!     &mut |_id: u32, text: &str| { print!("{text}"); std::ops::ControlFlow::Continue(()) })?;
+//! # Ok::<(), quire_runtime::RuntimeError>(())
+//! ```
+
+mod error;
+pub mod generate;
+pub mod gguf;
+pub mod kernels;
+pub mod model;
+pub mod rss;
+pub mod template;
+pub mod tokenizer;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+
+pub use error::{Result, RuntimeError};
+pub use generate::{
+    CancelToken, Generation, NullSink, SamplingParams, StopReason, Timings, TokenSink,
+};
+pub use gguf::{sha256_file, GgufFile, ModelInfo};
+pub use template::{ChatMessage, ChatTemplate, PromptPart};
+pub use tokenizer::{StreamDecoder, Tokenizer};
+
+/// How a model is loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Context window to allocate, capped at the model's own; `None`: the model's own,
+    /// capped at [`LoadOptions::DEFAULT_MAX_CONTEXT`].
+    pub context_size: Option<usize>,
+}
+
+impl LoadOptions {
+    pub const DEFAULT_MAX_CONTEXT: usize = 8192;
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { context_size: None }
+    }
+}
+
+/// Prompt tokens processed per forward pass: bounds attention memory on long prompts and
+/// lets a cancel land between chunks.
+const PREFILL_CHUNK: usize = 512;
+
+/// A loaded model: weights, tokenizer and chat template.
+pub struct Model {
+    info: ModelInfo,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    weights: model::Weights,
+    context: usize,
+    device: Device,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.info.path)
+            .field("architecture", &self.info.architecture)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads a GGUF model from disk. Never touches the network.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        let file = GgufFile::open(path)?;
+        let arch = file.architecture()?;
+        if !model::SUPPORTED.split(", ").any(|a| a == arch) && arch != "mistral" {
+            return Err(RuntimeError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                architecture: arch.to_string(),
+                supported: model::SUPPORTED,
+            });
+        }
+        let info = file.info()?;
+        let tokenizer = Tokenizer::from_gguf(&file)?;
+        let special_text = |key: &str| {
+            file.uint(key)
+                .and_then(|id| tokenizer.token_text(id as u32))
+                .unwrap_or("")
+                .to_string()
+        };
+        let template = ChatTemplate::from_gguf(
+            &file,
+            &special_text("tokenizer.ggml.bos_token_id"),
+            &special_text("tokenizer.ggml.eos_token_id"),
+        )?;
+        let model_ctx = info.context_length.unwrap_or(4096) as usize;
+        let context = opts
+            .context_size
+            .unwrap_or(LoadOptions::DEFAULT_MAX_CONTEXT)
+            .min(model_ctx)
+            .max(16);
+        let device = Device::Cpu;
+        let weights = model::Weights::load(&file, context, &device)?;
+        Ok(Self {
+            info,
+            tokenizer,
+            template,
+            weights,
+            context,
+            device,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// The context window in tokens (prompt plus generated).
+    pub fn context_size(&self) -> usize {
+        self.context
+    }
+
+    /// The chat prompt as text, exactly as the model's template renders it.
+    pub fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        self.template.render(messages, true)
+    }
+
+    /// The chat prompt as token ids, ready for [`Model::generate`]. Control tokens come only
+    /// from the template: message content is always encoded as plain text.
+    pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let mut ids: Vec<u32> = self.tokenizer.bos_prefix().into_iter().collect();
+        for part in self.template.render_parts(messages, true)? {
+            match part {
+                PromptPart::Template(t) => {
+                    let mut t = t.as_str();
+                    // The template may print the BOS itself; do not add it twice.
+                    if let (Some(bos), false) = (self.tokenizer.bos_prefix(), ids.len() > 1) {
+                        if let Some(bos_text) = self.tokenizer.token_text(bos) {
+                            t = t.strip_prefix(bos_text).unwrap_or(t);
+                        }
+                    }
+                    ids.extend(self.tokenizer.encode(t, true)?);
+                }
+                PromptPart::Content(c) => ids.extend(self.tokenizer.encode(&c, false)?),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Generates after `prompt_ids`, streaming each token to `sink`.
+    ///
+    /// Starts a fresh sequence (the KV cache of any earlier prompt is discarded). Fails with
+    /// [`RuntimeError::ContextOverflow`] rather than truncating when the prompt plus
+    /// `max_tokens` do not fit.
+    pub fn generate(
+        &mut self,
+        prompt_ids: &[u32],
+        params: &SamplingParams,
+        cancel: &CancelToken,
+        sink: &mut dyn TokenSink,
+    ) -> Result<Generation> {
+        if prompt_ids.is_empty() {
+            return Err(RuntimeError::EmptyPrompt);
+        }
+        let vocab = self.tokenizer.vocab_size();
+        if let Some(&id) = prompt_ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(RuntimeError::InvalidToken {
+                id,
+                vocab_size: vocab,
+            });
+        }
+        if prompt_ids.len() + params.max_tokens > self.context {
+            return Err(RuntimeError::ContextOverflow {
+                prompt_tokens: prompt_ids.len(),
+                max_tokens: params.max_tokens,
+                context: self.context,
+            });
+        }
+        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling(params));
+        let mut timings = Timings {
+            prompt_tokens: prompt_ids.len(),
+            ..Timings::default()
+        };
+        let mut result = Generation {
+            prompt_ids: prompt_ids.to_vec(),
+            ids: Vec::new(),
+            text: String::new(),
+            stop: StopReason::MaxTokens,
+            timings: Timings::default(),
+        };
+        if params.max_tokens == 0 {
+            result.timings = timings;
+            return Ok(result);
+        }
+
+        let started = Instant::now();
+        let mut logits = None;
+        let mut pos = 0;
+        for chunk in prompt_ids.chunks(PREFILL_CHUNK) {
+            if cancel.is_cancelled() {
+                result.stop = StopReason::Cancelled;
+                timings.prefill = started.elapsed();
+                result.timings = timings;
+                return Ok(result);
+            }
+            logits = Some(self.weights.forward(chunk, pos, &self.device)?);
+            pos += chunk.len();
+        }
+        let mut logits = logits.ok_or(RuntimeError::EmptyPrompt)?;
+
+        let mut decoder = StreamDecoder::new();
+        let mut history: Vec<u32> = prompt_ids.to_vec();
+        let stop_ids = self.tokenizer.stop_ids().to_vec();
+        let mut decode_started = None;
+        loop {
+            let next = self.sample(&mut sampler, &logits, params, &history)?;
+            if decode_started.is_none() {
+                timings.prefill = started.elapsed();
+                decode_started = Some(Instant::now());
+            }
+            if stop_ids.contains(&next) {
+                result.stop = StopReason::EndOfTurn;
+                break;
+            }
+            result.ids.push(next);
+            history.push(next);
+            let piece = decoder.push(self.tokenizer.token_bytes(next));
+            result.text.push_str(&piece);
+            if let ControlFlow::Break(()) = sink.on_token(next, &piece) {
+                result.stop = StopReason::SinkStopped;
+                break;
+            }
+            if result.ids.len() >= params.max_tokens {
+                result.stop = StopReason::MaxTokens;
+                break;
+            }
+            if cancel.is_cancelled() {
+                result.stop = StopReason::Cancelled;
+                break;
+            }
+            logits = self.weights.forward(&[next], pos, &self.device)?;
+            pos += 1;
+        }
+        let rest = decoder.finish();
+        if !rest.is_empty() {
+            result.text.push_str(&rest);
+            let _ = sink.on_token(*result.ids.last().unwrap_or(&0), &rest);
+        }
+        timings.generated_tokens = result.ids.len();
+        timings.decode = decode_started.map(|t| t.elapsed()).unwrap_or_default();
+        result.timings = timings;
+        Ok(result)
+    }
+
+    fn sample(
+        &self,
+        sampler: &mut LogitsProcessor,
+        logits: &Tensor,
+        params: &SamplingParams,
+        history: &[u32],
+    ) -> Result<u32> {
+        let logits = if params.repeat_penalty != 1.0 && params.repeat_last_n > 0 {
+            let start = history.len().saturating_sub(params.repeat_last_n);
+            candle_transformers::utils::apply_repeat_penalty(
+                logits,
+                params.repeat_penalty,
+                &history[start..],
+            )?
+        } else {
+            logits.clone()
+        };
+        Ok(sampler.sample(&logits)?)
+    }
+
+    /// Runs the prompt and returns the next-token logits, for tests and benchmarks.
+    pub fn prefill_logits(&mut self, prompt_ids: &[u32]) -> Result<Vec<f32>> {
+        if prompt_ids.is_empty() {
+            return Err(RuntimeError::EmptyPrompt);
+        }
+        let mut pos = 0;
+        let mut last = None;
+        for chunk in prompt_ids.chunks(PREFILL_CHUNK) {
+            last = Some(self.weights.forward(chunk, pos, &self.device)?);
+            pos += chunk.len();
+        }
+        Ok(last.ok_or(RuntimeError::EmptyPrompt)?.to_vec1::<f32>()?)
+    }
+}
+
+fn sampling(p: &SamplingParams) -> Sampling {
+    if p.temperature <= 0.0 {
+        return Sampling::ArgMax;
+    }
+    let temperature = p.temperature;
+    match (p.top_k > 0, p.top_p < 1.0) {
+        (true, true) => Sampling::TopKThenTopP {
+            k: p.top_k,
+            p: p.top_p,
+            temperature,
+        },
+        (true, false) => Sampling::TopK {
+            k: p.top_k,
+            temperature,
+        },
+        (false, true) => Sampling::TopP {
+            p: p.top_p,
+            temperature,
+        },
+        (false, false) => Sampling::All { temperature },
+    }
+}
+
+/// Sets the number of compute threads. Must be called before the first model is loaded.
+pub fn set_threads(n: usize) {
+    if n > 0 {
+        // Read once by candle's and rayon's thread pools when they start.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}

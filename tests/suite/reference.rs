@@ -1,0 +1,146 @@
+//! Quire against llama.cpp's ground truth in `../shared/reference`: tokenizer, chat
+//! template rendering and greedy continuations, for both reference models.
+
+use quire_runtime::{CancelToken, ChatMessage, NullSink, SamplingParams};
+use quire_tests::{ids, reference_lines, QWEN, SMOL};
+
+use crate::models::model;
+
+fn messages(v: &serde_json::Value) -> Vec<ChatMessage> {
+    serde_json::from_value(v.clone()).expect("messages")
+}
+
+fn check_tokenizer(name: &str) {
+    let m = model(name);
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for line in reference_lines("tokenizer.jsonl") {
+        if line["model"] != name {
+            continue;
+        }
+        let text = line["text"].as_str().expect("text");
+        for (parse_special, key) in [(false, "ids"), (true, "ids_parse_special")] {
+            checked += 1;
+            let got = m.tokenizer().encode(text, parse_special).expect("encode");
+            let want = ids(&line[key]);
+            if got != want {
+                failures.push(format!("{key} {text:?}\n   want {want:?}\n    got {got:?}"));
+            }
+        }
+    }
+    assert_eq!(checked, 88, "expected 44 texts for {name}");
+    assert!(
+        failures.is_empty(),
+        "{}/{checked} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn tokenizer_matches_llama_cpp_smollm2() {
+    check_tokenizer(SMOL);
+}
+
+#[test]
+fn tokenizer_matches_llama_cpp_qwen() {
+    check_tokenizer(QWEN);
+}
+
+#[test]
+fn plain_decode_round_trips_reference_texts() {
+    for name in [SMOL, QWEN] {
+        let m = model(name);
+        for line in reference_lines("tokenizer.jsonl") {
+            if line["model"] != name {
+                continue;
+            }
+            let text = line["text"].as_str().expect("text");
+            let plain = m.tokenizer().encode(text, false).expect("encode");
+            assert_eq!(m.tokenizer().decode(&plain), text, "{name}");
+        }
+    }
+}
+
+fn check_chat(name: &str) {
+    let m = model(name);
+    let mut n = 0;
+    for line in reference_lines("chat-prompts.jsonl") {
+        if line["model"] != name {
+            continue;
+        }
+        n += 1;
+        let msgs = messages(&line["messages"]);
+        let prompt = m.render_chat(&msgs).expect("render");
+        assert_eq!(
+            prompt,
+            line["prompt"].as_str().expect("prompt"),
+            "{name}: rendered prompt"
+        );
+        let got = m.encode_chat(&msgs).expect("encode chat");
+        assert_eq!(got, ids(&line["ids"]), "{name}: prompt ids for {msgs:?}");
+    }
+    assert_eq!(n, 8);
+}
+
+#[test]
+fn chat_template_matches_reference_smollm2() {
+    check_chat(SMOL);
+}
+
+#[test]
+fn chat_template_matches_reference_qwen() {
+    check_chat(QWEN);
+}
+
+/// Greedy continuations: first token on ≥ 7 of 8 prompts, whole continuation on ≥ 6 of 8.
+fn check_greedy(name: &str) {
+    let mut m = model(name);
+    let (mut first_ok, mut whole_ok, mut n) = (0, 0, 0);
+    let mut report = Vec::new();
+    for line in reference_lines("greedy.jsonl") {
+        if line["model"] != name {
+            continue;
+        }
+        n += 1;
+        let prompt = ids(&line["prompt_ids"]);
+        let want = ids(&line["greedy_ids"]);
+        let out = m
+            .generate(
+                &prompt,
+                &SamplingParams::greedy(want.len()),
+                &CancelToken::new(),
+                &mut NullSink,
+            )
+            .expect("generate");
+        // The reference list includes the end-of-turn token where the model stopped.
+        let mut got = out.ids.clone();
+        if out.stop == quire_runtime::StopReason::EndOfTurn && got.len() < want.len() {
+            got.push(*want.last().expect("non-empty"));
+        }
+        let common = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        first_ok += usize::from(got.first() == want.first());
+        whole_ok += usize::from(got == want);
+        report.push(format!("common prefix {common}/{}", want.len()));
+    }
+    assert_eq!(n, 8);
+    eprintln!("{name}: first token {first_ok}/8, whole {whole_ok}/8; {report:?}");
+    assert!(
+        first_ok >= 7,
+        "{name}: first token matched on {first_ok}/8: {report:?}"
+    );
+    assert!(
+        whole_ok >= 6,
+        "{name}: whole continuation matched on {whole_ok}/8: {report:?}"
+    );
+}
+
+#[test]
+fn greedy_follows_llama_cpp_smollm2() {
+    check_greedy(SMOL);
+}
+
+#[test]
+fn greedy_follows_llama_cpp_qwen() {
+    check_greedy(QWEN);
+}
