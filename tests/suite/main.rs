@@ -1,4 +1,7 @@
 //! Quire's integration suite: one binary, one module per area.
 
+mod cli;
+mod generation;
+mod model_files;
 mod models;
 mod reference;

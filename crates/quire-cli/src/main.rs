@@ -1,1 +1,430 @@
-fn main() {}
+//! `quire`: the command line, a thin front door over `quire-engine`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use quire_engine::{
+    bench, chat::ChatSession, paths, CancelToken, ChatMessage, EngineError, LoadOptions, Model,
+    SamplingParams,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "quire",
+    version,
+    about = "Chat with your own documents, offline."
+)]
+struct Cli {
+    /// Where Quire keeps its data [default: the platform data dir]
+    #[arg(long, global = true, env = "QUIRE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Compute threads [default: all cores]
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Facts about a model file
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Print the token ids of TEXT as a JSON array
+    Tokenize {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Parse special-token strings such as <|im_start|> into control tokens
+        #[arg(long)]
+        special: bool,
+        text: String,
+    },
+    /// Generate text from a prompt
+    Generate(GenerateArgs),
+    /// Chat interactively (/reset clears the history, /exit quits)
+    Chat {
+        #[command(flatten)]
+        model: ModelArg,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// System prompt
+        #[arg(long)]
+        system: Option<String>,
+    },
+    /// Measure prefill and decode speed, time to first token and peak memory
+    Bench {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        /// Measured runs per figure (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Architecture, parameters, quantization, context length, chat template, sha256
+    Info {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct ModelArg {
+    /// GGUF model file [default: $QUIRE_MODEL, else the default model in models/]
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SamplingArgs {
+    /// Most tokens to generate
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// 0 for greedy decoding
+    #[arg(long)]
+    temperature: Option<f64>,
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long)]
+    top_p: Option<f64>,
+    #[arg(long)]
+    repeat_penalty: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    fn params(&self, base: SamplingParams) -> SamplingParams {
+        SamplingParams {
+            max_tokens: self.max_tokens,
+            temperature: self.temperature.unwrap_or(base.temperature),
+            top_k: self.top_k.unwrap_or(base.top_k),
+            top_p: self.top_p.unwrap_or(base.top_p),
+            repeat_penalty: self.repeat_penalty.unwrap_or(base.repeat_penalty),
+            seed: self.seed.unwrap_or(base.seed),
+            ..base
+        }
+    }
+}
+
+#[derive(Args)]
+#[group(id = "input", required = true, multiple = false)]
+struct PromptInput {
+    /// Raw prompt text (encoded as plain text, no chat template)
+    #[arg(long, group = "input")]
+    prompt: Option<String>,
+    /// A user message, wrapped in the model's chat template
+    #[arg(long, group = "input")]
+    chat: Option<String>,
+    /// Prompt token ids, comma-separated
+    #[arg(long, group = "input", value_delimiter = ',')]
+    prompt_ids: Option<Vec<u32>>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    #[command(flatten)]
+    input: PromptInput,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// System prompt (with --chat)
+    #[arg(long)]
+    system: Option<String>,
+    /// Print one JSON object {prompt_ids, ids, text, ...} instead of streaming text
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        quire_engine::runtime::set_threads(n);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            match e.downcast_ref::<EngineError>() {
+                Some(engine) => eprintln!("error: {engine}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let data_dir = paths::data_dir(cli.data_dir.as_deref());
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    match cli.command {
+        Command::Model {
+            command: ModelCommand::Info { model, json },
+        } => model_info(model.model.as_deref(), &data_dir, json),
+        Command::Tokenize {
+            model,
+            special,
+            text,
+        } => {
+            let m = load(model.model.as_deref(), &data_dir)?;
+            let ids = m.tokenizer().encode(&text, special)?;
+            println!("{}", serde_json::to_string(&ids)?);
+            Ok(())
+        }
+        Command::Generate(args) => generate(args, &data_dir),
+        Command::Chat {
+            model,
+            sampling,
+            system,
+        } => chat(model.model.as_deref(), &data_dir, &sampling, system),
+        Command::Bench {
+            model,
+            prompt_tokens,
+            gen_tokens,
+            runs,
+            json,
+        } => {
+            let opts = bench::BenchOptions {
+                prompt_tokens,
+                gen_tokens,
+                runs,
+            };
+            let load_opts = LoadOptions {
+                context_size: Some(prompt_tokens + gen_tokens + 16),
+            };
+            let path = paths::resolve_model(model.model.as_deref(), &data_dir)?;
+            let mut m = Model::load(&path, &load_opts)
+                .map_err(|e| quire_engine::missing_model(e, &path))?;
+            let r = bench::run(&mut m, &opts, threads)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("model            {}", r.model);
+                println!("threads          {}", r.threads);
+                println!(
+                    "prefill {:>5} t  {:.1} tokens/s",
+                    r.prompt_tokens, r.prefill_tps
+                );
+                println!(
+                    "decode  {:>5} t  {:.1} tokens/s",
+                    r.gen_tokens, r.decode_tps
+                );
+                println!("decode @ depth   {:.1} tokens/s", r.decode_at_depth_tps);
+                println!(
+                    "time to first    {:.0} ms ({} prompt tokens)",
+                    r.ttft_ms, r.prompt_tokens
+                );
+                println!("peak RSS         {:.0} MB", r.peak_rss_mb);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load(explicit: Option<&Path>, data_dir: &Path) -> Result<Model> {
+    Ok(quire_engine::load_model(
+        explicit,
+        data_dir,
+        &LoadOptions::default(),
+    )?)
+}
+
+fn model_info(explicit: Option<&Path>, data_dir: &Path, json: bool) -> Result<()> {
+    let path = paths::resolve_model(explicit, data_dir)?;
+    let info = quire_engine::model_info(&path, true)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into());
+    println!("file            {}", info.path.display());
+    if let Some(name) = &info.name {
+        println!("name            {name}");
+    }
+    println!("architecture    {}", info.architecture);
+    println!(
+        "parameters      {} ({:.0}M)",
+        info.parameters,
+        info.parameters as f64 / 1e6
+    );
+    println!("quantization    {}", info.quantization);
+    let types: Vec<String> = info
+        .tensor_types
+        .iter()
+        .map(|(t, n)| format!("{t}×{n}"))
+        .collect();
+    println!("tensor types    {}", types.join(", "));
+    println!("context length  {}", opt(info.context_length));
+    println!(
+        "chat template   {}",
+        if info.chat_template { "yes" } else { "no" }
+    );
+    println!("size            {} bytes", info.size_bytes);
+    println!("sha256          {}", info.sha256.as_deref().unwrap_or("-"));
+    Ok(())
+}
+
+/// Cancels the generation in flight on Ctrl-C; a second Ctrl-C with nothing running exits.
+fn install_ctrlc(cancel: &CancelToken) {
+    let cancel = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if cancel.is_cancelled() {
+            std::process::exit(130);
+        }
+        cancel.cancel();
+    });
+}
+
+fn generate(args: GenerateArgs, data_dir: &Path) -> Result<()> {
+    let mut model = load(args.model.model.as_deref(), data_dir)?;
+    let prompt_ids = match (&args.input.prompt, &args.input.chat, &args.input.prompt_ids) {
+        (Some(text), _, _) => {
+            let mut ids: Vec<u32> = model.tokenizer().bos_prefix().into_iter().collect();
+            ids.extend(model.tokenizer().encode(text, false)?);
+            ids
+        }
+        (_, Some(msg), _) => {
+            let mut msgs: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
+            msgs.push(ChatMessage::user(msg));
+            model.encode_chat(&msgs)?
+        }
+        (_, _, Some(ids)) => ids.clone(),
+        _ => bail!("give --prompt, --chat or --prompt-ids"),
+    };
+    let params = args
+        .sampling
+        .params(SamplingParams::greedy(args.sampling.max_tokens));
+    let cancel = CancelToken::new();
+    install_ctrlc(&cancel);
+    let json = args.json;
+    let mut stdout = std::io::stdout();
+    let out = model.generate(
+        &prompt_ids,
+        &params,
+        &cancel,
+        &mut |_id: u32, text: &str| {
+            if !json {
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    let out = out.map_err(EngineError::from)?;
+    if json {
+        let v = serde_json::json!({
+            "prompt_ids": out.prompt_ids,
+            "ids": out.ids,
+            "text": out.text,
+            "stop": out.stop,
+            "timings": {
+                "prompt_tokens": out.timings.prompt_tokens,
+                "generated_tokens": out.timings.generated_tokens,
+                "prefill_ms": out.timings.prefill.as_secs_f64() * 1000.0,
+                "decode_ms": out.timings.decode.as_secs_f64() * 1000.0,
+            },
+        });
+        println!("{v}");
+    } else {
+        println!();
+    }
+    Ok(())
+}
+
+fn chat(
+    explicit: Option<&Path>,
+    data_dir: &Path,
+    sampling: &SamplingArgs,
+    system: Option<String>,
+) -> Result<()> {
+    let path = paths::resolve_model(explicit, data_dir)?;
+    let interactive = std::io::stdin().is_terminal();
+    let mut model = Model::load(&path, &LoadOptions::default())
+        .map_err(|e| quire_engine::missing_model(e, &path))?;
+    if interactive {
+        let name = model
+            .info()
+            .name
+            .clone()
+            .unwrap_or_else(|| path.display().to_string());
+        eprintln!("Quire — chatting with {name}, offline. /reset clears the history, /exit or Ctrl-D quits.");
+    }
+    let params = sampling.params(SamplingParams::chat(sampling.max_tokens));
+    let mut session = ChatSession::new(system);
+    let cancel = CancelToken::new();
+    install_ctrlc(&cancel);
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    loop {
+        if interactive {
+            print!("> ");
+            stdout.flush()?;
+        }
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).context("reading input")? == 0 {
+            break;
+        }
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                session.clear();
+                eprintln!("(history cleared)");
+                continue;
+            }
+            _ => {}
+        }
+        cancel.reset();
+        let result = session.send(
+            &mut model,
+            line,
+            &params,
+            &cancel,
+            &mut |_id: u32, t: &str| {
+                let _ = stdout.write_all(t.as_bytes());
+                let _ = stdout.flush();
+                ControlFlow::Continue(())
+            },
+        );
+        println!();
+        match result {
+            Ok(out) if out.stop == quire_engine::StopReason::Cancelled => eprintln!("(stopped)"),
+            Ok(_) => {}
+            // A prompt that does not fit is reported and the chat goes on.
+            Err(
+                e @ EngineError::Runtime(quire_engine::runtime::RuntimeError::ContextOverflow {
+                    ..
+                }),
+            ) => {
+                eprintln!("error: {e}")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        cancel.reset();
+    }
+    Ok(())
+}

@@ -24,6 +24,8 @@ pub struct SamplingParams {
     pub seed: u64,
     /// Most tokens to generate.
     pub max_tokens: usize,
+    /// Keep going past end-of-turn tokens (benchmarks only).
+    pub ignore_stop: bool,
 }
 
 impl Default for SamplingParams {
@@ -36,6 +38,7 @@ impl Default for SamplingParams {
             repeat_last_n: 64,
             seed: 299_792_458,
             max_tokens: 256,
+            ignore_stop: false,
         }
     }
 }

@@ -237,7 +237,7 @@ impl Model {
                 timings.prefill = started.elapsed();
                 decode_started = Some(Instant::now());
             }
-            if stop_ids.contains(&next) {
+            if !params.ignore_stop && stop_ids.contains(&next) {
                 result.stop = StopReason::EndOfTurn;
                 break;
             }

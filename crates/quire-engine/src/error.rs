@@ -1,0 +1,49 @@
+//! The engine's one error type, with a stable code for each kind so the desktop shell can
+//! map it to `{code, message}` and the UI can offer the right fix.
+
+use std::path::PathBuf;
+
+use quire_runtime::RuntimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No model file where Quire looks for one.
+    #[error("no model found (looked for {wanted} in: {searched}); install the default model with `scripts/fetch-models.sh`, or pass --model PATH / set QUIRE_MODEL", searched = .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    ModelMissing {
+        wanted: String,
+        searched: Vec<PathBuf>,
+    },
+
+    /// The data directory cannot be created or used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+impl EngineError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::ModelMissing { .. } => "model_missing",
+            Self::DataDir { .. } => "data_dir",
+            Self::Runtime(e) => match e {
+                RuntimeError::ModelNotFound { .. } => "model_missing",
+                RuntimeError::InvalidModel { .. } | RuntimeError::Truncated { .. } => {
+                    "model_invalid"
+                }
+                RuntimeError::UnsupportedArchitecture { .. } => "model_unsupported",
+                RuntimeError::ContextOverflow { .. } => "context_overflow",
+                RuntimeError::Io { .. } => "io",
+                _ => "runtime",
+            },
+        }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
