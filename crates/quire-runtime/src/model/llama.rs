@@ -337,15 +337,28 @@ impl KvCache {
 /// f16, an online softmax over the keys in order, and the weighted sum of V accumulated in
 /// f16. `q` is `[n_head, seq, hd]`; query `i` sits at position `pos + i` and sees keys
 /// `0..=pos + i`. Returns `[n_head, seq, hd]`.
+///
+/// Scores are computed for all keys at once with K transposed (`[dim][key]`): each score is
+/// still summed over `dim` in order, so the result is bit-identical to one dot per key, but
+/// the work vectorizes across keys instead of waiting on one long chain of additions.
 fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache) -> Vec<f32> {
     let hd = cfg.head_dim;
     let n_kv = cfg.n_kv_head;
     let n_rep = cfg.n_head / n_kv;
     let total = kv.len();
     let scale = 1.0 / (hd as f32).sqrt();
-    // Widen the cache once per call rather than once per head.
+    // Widen the cache once per call: K transposed per KV head, V as stored.
     let mut k = vec![0f32; kv.k.len()];
     kv.k.convert_to_f32_slice(&mut k);
+    let mut k_t = vec![0f32; kv.k.len()]; // [kv_head][dim][key]
+    for j in 0..total {
+        for h in 0..n_kv {
+            let src = &k[(j * n_kv + h) * hd..][..hd];
+            for (d, &x) in src.iter().enumerate() {
+                k_t[(h * hd + d) * total + j] = x;
+            }
+        }
+    }
     let mut v = vec![0f32; kv.v.len()];
     kv.v.convert_to_f32_slice(&mut v);
     let mut out = vec![0f32; cfg.n_head * seq * hd];
@@ -353,20 +366,26 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
         .enumerate()
         .for_each(|(h, out_h)| {
             let kvh = h / n_rep;
+            let k_h = &k_t[kvh * hd * total..][..hd * total];
             let mut qrow = vec![0f32; hd];
             let mut acc = vec![0f32; hd];
             let mut acc16 = vec![f16::ZERO; hd];
+            let mut scores = vec![0f32; total];
             for (i, dst) in out_h.chunks_mut(hd).enumerate() {
                 let src = &q[(h * seq + i) * hd..][..hd];
                 acc16.convert_from_f32_slice(src);
                 acc16.convert_to_f32_slice(&mut qrow);
+                let n = (pos + i + 1).min(total);
+                let sc = &mut scores[..n];
+                sc.iter_mut().for_each(|s| *s = 0.0);
+                for (d, &qd) in qrow.iter().enumerate() {
+                    let krow = &k_h[d * total..d * total + n];
+                    sc.iter_mut().zip(krow).for_each(|(s, &kx)| *s += qd * kx);
+                }
                 acc.iter_mut().for_each(|a| *a = 0.0);
                 let mut m = f32::NEG_INFINITY;
                 let mut s_sum = 0f32;
-                for j in 0..=(pos + i).min(total - 1) {
-                    let at = (j * n_kv + kvh) * hd;
-                    let krow = &k[at..at + hd];
-                    let dot: f32 = qrow.iter().zip(krow).map(|(a, b)| a * b).sum();
+                for (j, &dot) in sc.iter().enumerate() {
                     let s = dot * scale;
                     let (ms, vs) = if s > m {
                         let ms = (m - s).exp();
@@ -375,7 +394,7 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
                     } else {
                         (1.0, (s - m).exp())
                     };
-                    let vrow = &v[at..at + hd];
+                    let vrow = &v[(j * n_kv + kvh) * hd..][..hd];
                     // The running sum lives in f16 in ggml: rounded after the rescale and after
                     // each add.
                     if ms != 1.0 {
