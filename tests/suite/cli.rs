@@ -30,8 +30,9 @@ fn tokenize_prints_reference_ids() {
         .find(|l| l["model"] == SMOL && l["text"].as_str().is_some_and(|t| t.contains("<|im_")))
         .expect("a special-token look-alike line");
     let text = line["text"].as_str().expect("text");
+    let model = smol();
     for (flag, key) in [(None, "ids"), (Some("--special"), "ids_parse_special")] {
-        let mut args = vec!["tokenize", "--model", &*Box::leak(smol().into_boxed_str())];
+        let mut args = vec!["tokenize", "--model", model.as_str()];
         args.extend(flag);
         args.extend(["--", text]);
         let (ok, stdout, stderr) = quire(&args);

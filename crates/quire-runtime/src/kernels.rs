@@ -58,11 +58,18 @@ fn round_even(x: f32) -> f32 {
     x.round_ties_even()
 }
 
-fn q8_scale(block: &[f32]) -> (f32, f32) {
+/// One 32-value block quantized to 8 bits: scale `d`, the values, and their sum.
+fn q8_block(block: &[f32]) -> (f32, [i8; QK8], i32) {
     let amax = block.iter().fold(0f32, |m, x| m.max(x.abs()));
     let d = amax / 127.0;
     let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-    (d, id)
+    let mut qs = [0i8; QK8];
+    let mut sum = 0i32;
+    for (q, &x) in qs.iter_mut().zip(block) {
+        *q = round_even(x * id) as i8;
+        sum += *q as i32;
+    }
+    (d, qs, sum)
 }
 
 impl ActivationBlock for BlockQ8_0 {
@@ -70,11 +77,7 @@ impl ActivationBlock for BlockQ8_0 {
         let blocks: Vec<Q8_0> = xs
             .chunks_exact(QK8)
             .map(|b| {
-                let (d, id) = q8_scale(b);
-                let mut qs = [0i8; QK8];
-                for (q, &x) in qs.iter_mut().zip(b) {
-                    *q = round_even(x * id) as i8;
-                }
+                let (d, qs, _) = q8_block(b);
                 Q8_0 {
                     d: f16::from_f32(d),
                     qs,
@@ -91,13 +94,8 @@ impl ActivationBlock for BlockQ8_1 {
         let blocks: Vec<Q8_1> = xs
             .chunks_exact(QK8)
             .map(|b| {
-                let (d, id) = q8_scale(b);
-                let mut qs = [0i8; QK8];
-                let mut sum = 0i32;
-                for (q, &x) in qs.iter_mut().zip(b) {
-                    *q = round_even(x * id) as i8;
-                    sum += *q as i32;
-                }
+                let (d, qs, sum) = q8_block(b);
+                // The sum is scaled in f32 before rounding to f16, as llama.cpp does.
                 Q8_1 {
                     d: f16::from_f32(d),
                     s: f16::from_f32(d * sum as f32),

@@ -39,7 +39,7 @@ pub use template::{ChatMessage, ChatTemplate, PromptPart};
 pub use tokenizer::{StreamDecoder, Tokenizer};
 
 /// How a model is loaded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Context window to allocate, capped at the model's own; `None`: the model's own,
     /// capped at [`LoadOptions::DEFAULT_MAX_CONTEXT`].
@@ -48,12 +48,6 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     pub const DEFAULT_MAX_CONTEXT: usize = 8192;
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        Self { context_size: None }
-    }
 }
 
 /// Prompt tokens processed per forward pass: bounds attention memory on long prompts and
@@ -84,7 +78,8 @@ impl Model {
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self> {
         let file = GgufFile::open(path)?;
         let arch = file.architecture()?;
-        if !model::SUPPORTED.split(", ").any(|a| a == arch) && arch != "mistral" {
+        // Checked before the tokenizer is built, so the error names the real problem.
+        if !model::is_supported(arch) {
             return Err(RuntimeError::UnsupportedArchitecture {
                 path: path.to_path_buf(),
                 architecture: arch.to_string(),

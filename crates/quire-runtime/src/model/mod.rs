@@ -15,6 +15,14 @@ use crate::gguf::GgufFile;
 
 pub const SUPPORTED: &str = "llama, qwen2, qwen3, gemma3, phi3";
 
+/// Whether [`Weights::load`] can run a GGUF of this `general.architecture`.
+pub fn is_supported(architecture: &str) -> bool {
+    matches!(
+        architecture,
+        "llama" | "mistral" | "qwen2" | "qwen3" | "gemma3" | "phi3"
+    )
+}
+
 /// Loaded weights of any supported architecture, with their KV cache.
 pub enum Weights {
     Llama(Box<llama::Llama>),
