@@ -5,3 +5,4 @@ mod generation;
 mod model_files;
 mod models;
 mod reference;
+mod retrieval;

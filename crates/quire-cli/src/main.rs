@@ -59,6 +59,11 @@ enum Command {
         #[arg(long)]
         system: Option<String>,
     },
+    /// Measure retrieval quality
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
     /// Measure prefill and decode speed, time to first token and peak memory
     Bench {
         #[command(flatten)]
@@ -84,6 +89,24 @@ enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// nDCG@10 and Recall@100 over a BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)
+    Beir {
+        dir: PathBuf,
+        /// Retrieval mode (dense and hybrid arrive with the embedding model)
+        #[arg(long, value_enum, default_value = "bm25")]
+        mode: RetrievalMode,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RetrievalMode {
+    Bm25,
 }
 
 #[derive(Args)]
@@ -200,6 +223,26 @@ fn run(cli: Cli) -> Result<()> {
             sampling,
             system,
         } => chat(model.model.as_deref(), &data_dir, &sampling, system),
+        Command::Eval {
+            command:
+                EvalCommand::Beir {
+                    dir,
+                    mode: RetrievalMode::Bm25,
+                    json,
+                },
+        } => {
+            let scores = quire_engine::docs::beir::evaluate(&dir).map_err(EngineError::from)?;
+            if json {
+                println!("{}", serde_json::to_string(&scores)?);
+            } else {
+                println!("mode         bm25");
+                println!("nDCG@10      {:.4}", scores.ndcg_at_10);
+                println!("Recall@100   {:.4}", scores.recall_at_100);
+                println!("queries      {}", scores.queries);
+                println!("documents    {}", scores.documents);
+            }
+            Ok(())
+        }
         Command::Bench {
             model,
             prompt_tokens,

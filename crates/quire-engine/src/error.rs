@@ -24,6 +24,9 @@ pub enum EngineError {
 
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+
+    #[error(transparent)]
+    Docs(#[from] quire_docs::DocsError),
 }
 
 impl EngineError {
@@ -32,6 +35,7 @@ impl EngineError {
         match self {
             Self::ModelMissing { .. } => "model_missing",
             Self::DataDir { .. } => "data_dir",
+            Self::Docs(_) => "documents",
             Self::Runtime(e) => match e {
                 RuntimeError::ModelNotFound { .. } => "model_missing",
                 RuntimeError::InvalidModel { .. } | RuntimeError::Truncated { .. } => {

@@ -13,6 +13,7 @@ pub mod paths;
 use std::path::Path;
 
 pub use error::{EngineError, Result};
+pub use quire_docs as docs;
 pub use quire_runtime as runtime;
 pub use quire_runtime::{
     CancelToken, ChatMessage, Generation, LoadOptions, Model, ModelInfo, SamplingParams,

@@ -1,0 +1,14 @@
+//! Quire's documents: notes read leniently ([`note`]), text split into token-sized chunks
+//! that keep their page and character span ([`chunk`]), the tantivy chunk index
+//! ([`index::ChunkIndex`]) and retrieval quality measured on BEIR folders ([`beir`]).
+//! PDF ingestion and dense retrieval join here next.
+
+pub mod beir;
+pub mod chunk;
+mod error;
+pub mod index;
+pub mod note;
+
+pub use chunk::{Chunk, ChunkOptions, Page, TokenCount, WordEstimate};
+pub use error::{DocsError, Result};
+pub use index::{ChunkIndex, Hit};
