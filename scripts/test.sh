@@ -12,6 +12,9 @@ scripts/setup.sh --no-run --all-models
 echo "test: cargo fmt --check"
 cargo fmt --all --check
 
+echo "test: cargo clippy -D warnings"
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+
 # Privacy is the product: no HTTP client may be linked into anything we ship.
 echo "test: no network-client crates"
 if cargo tree --locked --workspace -e normal --prefix none --format '{p}' \

@@ -217,7 +217,7 @@ impl QLinear {
             other => unreachable!("{other:?} weights take the fallback path"),
         };
         dims.push(self.out);
-        Ok(Tensor::from_vec(ys, dims, &x.device())?)
+        Ok(Tensor::from_vec(ys, dims, x.device())?)
     }
 
     fn run<W>(&self, xs: &[f32], rows: usize) -> Result<Vec<f32>>

@@ -39,7 +39,11 @@ impl Config {
             .arch_uint("attention.head_count_kv")
             .map(|v| v as usize)
             .unwrap_or(n_head);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_embd % n_head != 0 {
+        if n_head == 0
+            || n_kv_head == 0
+            || !n_head.is_multiple_of(n_kv_head)
+            || !n_embd.is_multiple_of(n_head)
+        {
             return Err(file.invalid(format!(
                 "inconsistent attention shape: {n_head} heads, {n_kv_head} kv heads, width {n_embd}"
             )));
