@@ -2,6 +2,7 @@
 
 mod cli;
 mod generation;
+mod library;
 mod model_files;
 mod models;
 mod reference;

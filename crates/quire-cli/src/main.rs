@@ -59,6 +59,31 @@ enum Command {
         #[arg(long)]
         system: Option<String>,
     },
+    /// Add files and folders (recursively) to the library; unchanged files are skipped
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        model: ModelArg,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The documents in the library
+    Docs {
+        #[command(subcommand)]
+        command: DocsCommand,
+    },
+    /// Search the library
+    Search {
+        query: String,
+        #[arg(short, default_value_t = 5)]
+        k: usize,
+        #[arg(long, value_enum, default_value = "bm25")]
+        mode: RetrievalMode,
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure retrieval quality
     Eval {
         #[command(subcommand)]
@@ -89,6 +114,17 @@ enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DocsCommand {
+    /// Every document with its status
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a document (by id or path) and its chunks
+    Remove { id_or_path: String },
 }
 
 #[derive(Subcommand)]
@@ -223,6 +259,60 @@ fn run(cli: Cli) -> Result<()> {
             sampling,
             system,
         } => chat(model.model.as_deref(), &data_dir, &sampling, system),
+        Command::Ingest { paths, model, json } => {
+            ingest(&paths, model.model.as_deref(), &data_dir, json)
+        }
+        Command::Docs { command } => {
+            let mut lib = quire_engine::library::open(&data_dir)?;
+            match command {
+                DocsCommand::List { json } => {
+                    let docs: Vec<_> = lib.documents().collect();
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&docs)?);
+                    } else {
+                        for d in docs {
+                            let status = match &d.status {
+                                quire_engine::docs::DocStatus::Indexed => {
+                                    format!("indexed, {} chunks", d.chunks)
+                                }
+                                quire_engine::docs::DocStatus::Failed { reason } => {
+                                    format!("failed: {reason}")
+                                }
+                            };
+                            println!("{}  {}  ({status})", d.id, d.path.display());
+                        }
+                    }
+                }
+                DocsCommand::Remove { id_or_path } => {
+                    if !lib.remove(&id_or_path).map_err(EngineError::from)? {
+                        bail!("no document {id_or_path} in the library (see `quire docs list`)");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Search {
+            query,
+            k,
+            mode: RetrievalMode::Bm25,
+            json,
+        } => {
+            let lib = quire_engine::library::open(&data_dir)?;
+            let hits = lib.search(&query, k).map_err(EngineError::from)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hits)?);
+            } else {
+                for h in hits {
+                    println!(
+                        "{:.2}  {} p.{} [{}..{}]",
+                        h.score, h.title, h.page, h.span.0, h.span.1
+                    );
+                    let flat = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
+                    println!("      {}", flat.chars().take(160).collect::<String>());
+                }
+            }
+            Ok(())
+        }
         Command::Eval {
             command:
                 EvalCommand::Beir {
@@ -285,6 +375,69 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn ingest(paths: &[PathBuf], model: Option<&Path>, data_dir: &Path, json: bool) -> Result<()> {
+    use quire_engine::docs::IngestEvent;
+    let counter = quire_engine::library::token_counter(model, data_dir);
+    let mut lib = quire_engine::library::open(data_dir)?;
+    let started = std::time::Instant::now();
+    let (mut total, mut done) = (0usize, 0usize);
+    let mut sink = |e: &IngestEvent| {
+        match e {
+            IngestEvent::Planned { files } => total = *files,
+            IngestEvent::Finished { .. }
+            | IngestEvent::Unchanged { .. }
+            | IngestEvent::Failed { .. } => done += 1,
+            _ => {}
+        }
+        match e {
+            IngestEvent::Failed { path, reason } => {
+                eprintln!("\rfailed  {}: {reason}", path.display())
+            }
+            IngestEvent::Finished {
+                path,
+                warning: Some(w),
+                ..
+            } => eprintln!("\rwarning {}: {w}", path.display()),
+            IngestEvent::Removed { path } => eprintln!("\rremoved {}", path.display()),
+            _ => {}
+        }
+        if total > 0 && !json {
+            let elapsed = started.elapsed().as_secs_f64();
+            let eta = if done > 0 {
+                elapsed / done as f64 * (total - done) as f64
+            } else {
+                0.0
+            };
+            let filled = done * 30 / total;
+            eprint!(
+                "\r[{}{}] {done}/{total} files, ETA {eta:.0}s ",
+                "#".repeat(filled),
+                " ".repeat(30 - filled)
+            );
+        }
+    };
+    let report = lib
+        .ingest(paths, counter.as_ref(), &mut sink)
+        .map_err(EngineError::from)?;
+    if !json {
+        eprintln!();
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} added, {} updated, {} unchanged, {} removed, {} failed; {} chunks in the library",
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed,
+            report.failed,
+            lib.num_chunks()
+        );
+    }
+    Ok(())
 }
 
 fn load(explicit: Option<&Path>, data_dir: &Path) -> Result<Model> {

@@ -128,9 +128,24 @@ impl ChunkIndex {
 
     /// Makes all changes since the last commit durable and visible, atomically.
     pub fn commit(&mut self) -> Result<()> {
-        self.writer.commit()?;
+        self.commit_with(None)
+    }
+
+    /// Commits with a payload stored atomically alongside the chunks (the library keeps its
+    /// manifest there, so index and manifest can never disagree after a crash).
+    pub fn commit_with(&mut self, payload: Option<&str>) -> Result<()> {
+        let mut prepared = self.writer.prepare_commit()?;
+        if let Some(p) = payload {
+            prepared.set_payload(p);
+        }
+        prepared.commit()?;
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// The payload of the last commit.
+    pub fn payload(&self) -> Result<Option<String>> {
+        Ok(self.index.load_metas()?.payload)
     }
 
     pub fn num_chunks(&self) -> u64 {

@@ -7,8 +7,10 @@ pub mod beir;
 pub mod chunk;
 mod error;
 pub mod index;
+pub mod library;
 pub mod note;
 
 pub use chunk::{Chunk, ChunkOptions, Page, TokenCount, WordEstimate};
 pub use error::{DocsError, Result};
 pub use index::{ChunkIndex, Hit};
+pub use library::{DocEntry, DocStatus, IngestEvent, IngestReport, IngestSink, Library};

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod chat;
 mod error;
+pub mod library;
 pub mod paths;
 
 use std::path::Path;

@@ -1,0 +1,342 @@
+//! The user's library: files ingested into the chunk index, kept in step with the disk.
+//!
+//! Each document has a stable id (from its path) and a content hash: an unchanged file is
+//! skipped, a changed one has its chunks replaced, a file that is gone loses its chunks.
+//! The manifest of documents is stored as the payload of the index's own commits, so a
+//! process killed mid-ingest leaves index and manifest consistent, and the next run picks
+//! up where the last commit left off. One bad file never stops a folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::chunk::{self, ChunkOptions, TokenCount};
+use crate::error::{DocsError, Result};
+use crate::index::{ChunkIndex, Hit};
+use crate::note;
+
+/// Work is committed at least this often during a long ingest.
+const COMMIT_EVERY: Duration = Duration::from_secs(2);
+
+/// Where a document stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DocStatus {
+    Indexed,
+    /// Could not be read or understood; the reason says why.
+    Failed {
+        reason: String,
+    },
+}
+
+/// One document in the library.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocEntry {
+    pub id: String,
+    pub path: PathBuf,
+    pub title: String,
+    pub content_hash: String,
+    pub pages: usize,
+    pub chunks: usize,
+    #[serde(flatten)]
+    pub status: DocStatus,
+    /// Something the user should know though the file was indexed (e.g. not UTF-8).
+    pub warning: Option<String>,
+}
+
+/// Progress of an ingest, one file at a time.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum IngestEvent {
+    /// The files to look at, once known.
+    Planned {
+        files: usize,
+    },
+    Started {
+        path: PathBuf,
+    },
+    Finished {
+        path: PathBuf,
+        chunks: usize,
+        warning: Option<String>,
+    },
+    Unchanged {
+        path: PathBuf,
+    },
+    Failed {
+        path: PathBuf,
+        reason: String,
+    },
+    Removed {
+        path: PathBuf,
+    },
+}
+
+/// Receives ingest progress (the CLI draws a progress bar; the app streams it to the UI).
+pub trait IngestSink {
+    fn event(&mut self, event: &IngestEvent);
+}
+
+impl<F: FnMut(&IngestEvent)> IngestSink for F {
+    fn event(&mut self, event: &IngestEvent) {
+        self(event)
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    docs: BTreeMap<String, DocEntry>,
+}
+
+/// File types the library reads today.
+fn supported(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("md" | "markdown" | "txt")
+    )
+}
+
+/// A stable document id: derived from the file's absolute path.
+pub fn doc_id(path: &Path) -> String {
+    let digest = Sha256::digest(path.to_string_lossy().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+pub struct Library {
+    index: ChunkIndex,
+    manifest: Manifest,
+    chunking: ChunkOptions,
+}
+
+impl Library {
+    /// Opens (or creates) the library whose index lives in `dir`.
+    pub fn open(dir: &Path, chunking: ChunkOptions) -> Result<Self> {
+        let index = ChunkIndex::open(dir)?;
+        let manifest = match index.payload()? {
+            Some(p) => serde_json::from_str(&p).map_err(|e| DocsError::Format {
+                path: dir.to_path_buf(),
+                reason: format!("library manifest: {e}"),
+            })?,
+            None => Manifest::default(),
+        };
+        Ok(Self {
+            index,
+            manifest,
+            chunking,
+        })
+    }
+
+    pub fn documents(&self) -> impl Iterator<Item = &DocEntry> {
+        self.manifest.docs.values()
+    }
+
+    pub fn num_chunks(&self) -> u64 {
+        self.index.num_chunks()
+    }
+
+    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+        self.index.search(query, k)
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        let payload = serde_json::to_string(&self.manifest).map_err(|e| DocsError::Format {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        self.index.commit_with(Some(&payload))
+    }
+
+    /// Removes a document by id or path; returns whether one was found.
+    pub fn remove(&mut self, id_or_path: &str) -> Result<bool> {
+        let id = if self.manifest.docs.contains_key(id_or_path) {
+            id_or_path.to_string()
+        } else {
+            match std::path::absolute(id_or_path) {
+                Ok(p) => doc_id(&p),
+                Err(_) => return Ok(false),
+            }
+        };
+        if self.manifest.docs.remove(&id).is_none() {
+            return Ok(false);
+        }
+        self.index.remove(&id);
+        self.commit()?;
+        Ok(true)
+    }
+
+    /// Ingests files and folders (recursively). Documents previously ingested whose files
+    /// are gone are removed.
+    pub fn ingest(
+        &mut self,
+        paths: &[PathBuf],
+        counter: &dyn TokenCount,
+        sink: &mut dyn IngestSink,
+    ) -> Result<IngestReport> {
+        let mut files = Vec::new();
+        let mut report = IngestReport::default();
+        for p in paths {
+            let abs = std::path::absolute(p).map_err(|source| DocsError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            if abs.is_dir() {
+                walk(&abs, &mut files);
+            } else {
+                files.push(abs);
+            }
+        }
+        files.sort();
+        files.dedup();
+        sink.event(&IngestEvent::Planned { files: files.len() });
+
+        let gone: Vec<String> = self
+            .manifest
+            .docs
+            .values()
+            .filter(|d| !d.path.exists())
+            .map(|d| d.id.clone())
+            .collect();
+        for id in gone {
+            if let Some(d) = self.manifest.docs.remove(&id) {
+                self.index.remove(&id);
+                report.removed += 1;
+                sink.event(&IngestEvent::Removed { path: d.path });
+            }
+        }
+
+        let mut last_commit = Instant::now();
+        for path in files {
+            let id = doc_id(&path);
+            sink.event(&IngestEvent::Started { path: path.clone() });
+            let entry = match self.ingest_one(&id, &path, counter) {
+                Outcome::Unchanged => {
+                    report.unchanged += 1;
+                    sink.event(&IngestEvent::Unchanged { path: path.clone() });
+                    continue;
+                }
+                Outcome::Done(entry) => entry,
+            };
+            match &entry.status {
+                DocStatus::Failed { reason } => {
+                    report.failed += 1;
+                    sink.event(&IngestEvent::Failed {
+                        path: path.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                DocStatus::Indexed => {
+                    if self.manifest.docs.contains_key(&id) {
+                        report.updated += 1;
+                    } else {
+                        report.added += 1;
+                    }
+                    sink.event(&IngestEvent::Finished {
+                        path: path.clone(),
+                        chunks: entry.chunks,
+                        warning: entry.warning.clone(),
+                    });
+                }
+            }
+            self.manifest.docs.insert(id, entry);
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit()?;
+                last_commit = Instant::now();
+            }
+        }
+        self.commit()?;
+        Ok(report)
+    }
+
+    /// Indexes one file (uncommitted).
+    fn ingest_one(&mut self, id: &str, path: &Path, counter: &dyn TokenCount) -> Outcome {
+        let failed = |reason: String, hash: String| {
+            Outcome::Done(DocEntry {
+                id: id.to_string(),
+                path: path.to_path_buf(),
+                title: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                content_hash: hash,
+                pages: 0,
+                chunks: 0,
+                status: DocStatus::Failed { reason },
+                warning: None,
+            })
+        };
+        if !supported(path) {
+            let ext = path
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return failed(format!("unsupported file type '.{ext}' (Quire reads .md and .txt notes; PDF support is not built yet)"), String::new());
+        }
+        let note = match note::read(path) {
+            Ok(n) => n,
+            Err(e) => return failed(e.to_string(), String::new()),
+        };
+        if let Some(old) = self.manifest.docs.get(id) {
+            if old.content_hash == note.content_hash && old.status == DocStatus::Indexed {
+                return Outcome::Unchanged;
+            }
+        }
+        let chunks = chunk::split(id, &note.pages, self.chunking, counter);
+        self.index.remove(id);
+        if let Err(e) = self
+            .index
+            .add(&path.to_string_lossy(), &note.title, &chunks)
+        {
+            return failed(format!("indexing failed: {e}"), note.content_hash);
+        }
+        Outcome::Done(DocEntry {
+            id: id.to_string(),
+            path: path.to_path_buf(),
+            title: note.title,
+            content_hash: note.content_hash,
+            pages: note.pages.len(),
+            chunks: chunks.len(),
+            status: DocStatus::Indexed,
+            warning: note.warning,
+        })
+    }
+}
+
+enum Outcome {
+    /// Same content as already indexed: nothing done.
+    Unchanged,
+    Done(DocEntry),
+}
+
+/// Files under `dir`, recursively, skipping hidden entries and unsupported types.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out);
+        } else if supported(&p) {
+            out.push(p);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The engine's view of the user's library: where the index lives, and chunk sizes counted
+//! with the model's own tokenizer.
+
+use std::path::Path;
+
+use quire_docs::{ChunkOptions, Library, TokenCount, WordEstimate};
+use quire_runtime::{GgufFile, Tokenizer};
+
+use crate::error::Result;
+use crate::paths;
+
+/// Counts tokens with a model's tokenizer (documents are plain text: specials not parsed).
+pub struct ModelTokens(pub Tokenizer);
+
+impl TokenCount for ModelTokens {
+    fn count(&self, text: &str) -> usize {
+        self.0
+            .encode(text, false)
+            .map(|ids| ids.len())
+            .unwrap_or_else(|_| WordEstimate.count(text))
+    }
+}
+
+/// The tokenizer of the model Quire would run (weights are not loaded); a word-based
+/// estimate when no model is installed, so ingesting never depends on one.
+pub fn token_counter(explicit_model: Option<&Path>, data_dir: &Path) -> Box<dyn TokenCount> {
+    paths::resolve_model(explicit_model, data_dir)
+        .ok()
+        .and_then(|p| GgufFile::open(&p).ok())
+        .and_then(|f| Tokenizer::from_gguf(&f).ok())
+        .map(|t| Box::new(ModelTokens(t)) as Box<dyn TokenCount>)
+        .unwrap_or_else(|| Box::new(WordEstimate))
+}
+
+/// Opens the library in `<data dir>/index`.
+pub fn open(data_dir: &Path) -> Result<Library> {
+    let dir = data_dir.join("index");
+    paths::ensure_dir(&dir)?;
+    Ok(Library::open(&dir, ChunkOptions::default())?)
+}
