@@ -330,6 +330,9 @@ fn run(cli: Cli) -> Result<()> {
                 println!("Recall@100   {:.4}", scores.recall_at_100);
                 println!("queries      {}", scores.queries);
                 println!("documents    {}", scores.documents);
+                println!("indexing     {:.0} ms", scores.index_ms);
+                println!("query p50    {:.2} ms", scores.query_p50_ms);
+                println!("query p95    {:.2} ms", scores.query_p95_ms);
             }
             Ok(())
         }

@@ -19,6 +19,11 @@ pub struct BeirScores {
     pub recall_at_100: f64,
     pub queries: usize,
     pub documents: usize,
+    /// Time to index the corpus.
+    pub index_ms: f64,
+    /// Query latency (top 100), median and 95th percentile.
+    pub query_p50_ms: f64,
+    pub query_p95_ms: f64,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +90,7 @@ pub fn evaluate(dir: &Path) -> Result<BeirScores> {
     let queries: Vec<QueryLine> = jsonl(&dir.join("queries.jsonl"))?;
     let judged = qrels(&dir.join("qrels").join("test.tsv"))?;
 
+    let started = std::time::Instant::now();
     let mut index = ChunkIndex::in_memory()?;
     for d in &corpus {
         let chunk = Chunk {
@@ -97,11 +103,15 @@ pub fn evaluate(dir: &Path) -> Result<BeirScores> {
         index.add(&d.id, &d.title, std::slice::from_ref(&chunk))?;
     }
     index.commit()?;
+    let index_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let (mut ndcg, mut recall, mut n) = (0.0, 0.0, 0usize);
+    let mut latencies = Vec::new();
     for q in queries.iter().filter(|q| judged.contains_key(&q.id)) {
         let rel = &judged[&q.id];
+        let t = std::time::Instant::now();
         let hits = index.search(&q.text, 100)?;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         let ranked: Vec<&str> = hits.iter().map(|h| h.doc_id.as_str()).collect();
         ndcg += ndcg_at(&ranked, rel, 10);
         let relevant = rel.values().filter(|&&g| g > 0).count();
@@ -117,11 +127,19 @@ pub fn evaluate(dir: &Path) -> Result<BeirScores> {
         n += 1;
     }
     let n_f = n.max(1) as f64;
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        let at = ((latencies.len().max(1) - 1) as f64 * p).round() as usize;
+        latencies.get(at).copied().unwrap_or(0.0)
+    };
     Ok(BeirScores {
         ndcg_at_10: ndcg / n_f,
         recall_at_100: recall / n_f,
         queries: n,
         documents: corpus.len(),
+        index_ms,
+        query_p50_ms: pct(0.5),
+        query_p95_ms: pct(0.95),
     })
 }
 
