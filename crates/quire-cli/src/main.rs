@@ -351,9 +351,7 @@ fn run(cli: Cli) -> Result<()> {
             let load_opts = LoadOptions {
                 context_size: Some(prompt_tokens + gen_tokens + 16),
             };
-            let path = paths::resolve_model(model.model.as_deref(), &data_dir)?;
-            let mut m = Model::load(&path, &load_opts)
-                .map_err(|e| quire_engine::missing_model(e, &path))?;
+            let mut m = quire_engine::load_model(model.model.as_deref(), &data_dir, &load_opts)?;
             let r = bench::run(&mut m, &opts, threads)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -392,7 +390,9 @@ fn ingest(paths: &[PathBuf], model: Option<&Path>, data_dir: &Path, json: bool) 
             IngestEvent::Finished { .. }
             | IngestEvent::Unchanged { .. }
             | IngestEvent::Failed { .. } => done += 1,
-            _ => {}
+            // Nothing new to draw.
+            IngestEvent::Started { .. } => return,
+            IngestEvent::Removed { .. } => {}
         }
         match e {
             IngestEvent::Failed { path, reason } => {
@@ -559,16 +559,14 @@ fn chat(
     sampling: &SamplingArgs,
     system: Option<String>,
 ) -> Result<()> {
-    let path = paths::resolve_model(explicit, data_dir)?;
     let interactive = std::io::stdin().is_terminal();
-    let mut model = Model::load(&path, &LoadOptions::default())
-        .map_err(|e| quire_engine::missing_model(e, &path))?;
+    let mut model = load(explicit, data_dir)?;
     if interactive {
-        let name = model
-            .info()
+        let info = model.info();
+        let name = info
             .name
             .clone()
-            .unwrap_or_else(|| path.display().to_string());
+            .unwrap_or_else(|| info.path.display().to_string());
         eprintln!("Quire — chatting with {name}, offline. /reset clears the history, /exit or Ctrl-D quits.");
     }
     let params = sampling.params(SamplingParams::chat(sampling.max_tokens));

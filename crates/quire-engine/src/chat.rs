@@ -22,10 +22,6 @@ impl ChatSession {
         }
     }
 
-    pub fn turns(&self) -> &[ChatMessage] {
-        &self.turns
-    }
-
     pub fn clear(&mut self) {
         self.turns.clear();
     }

@@ -120,18 +120,6 @@ impl GgufFile {
         &self.path
     }
 
-    pub fn len(&self) -> u64 {
-        self.file_len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.file_len == 0
-    }
-
-    pub fn content(&self) -> &Content {
-        &self.content
-    }
-
     /// The value of `general.architecture`.
     pub fn architecture(&self) -> Result<&str> {
         self.str("general.architecture")

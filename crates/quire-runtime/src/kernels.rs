@@ -189,10 +189,6 @@ impl QLinear {
         })
     }
 
-    pub fn out_features(&self) -> usize {
-        self.out
-    }
-
     /// `x`: `[..., in]` f32 → `[..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if let Some(f) = &self.fallback {

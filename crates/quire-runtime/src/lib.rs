@@ -285,20 +285,6 @@ impl Model {
         };
         Ok(sampler.sample(&logits)?)
     }
-
-    /// Runs the prompt and returns the next-token logits, for tests and benchmarks.
-    pub fn prefill_logits(&mut self, prompt_ids: &[u32]) -> Result<Vec<f32>> {
-        if prompt_ids.is_empty() {
-            return Err(RuntimeError::EmptyPrompt);
-        }
-        let mut pos = 0;
-        let mut last = None;
-        for chunk in prompt_ids.chunks(PREFILL_CHUNK) {
-            last = Some(self.weights.forward(chunk, pos, &self.device)?);
-            pos += chunk.len();
-        }
-        Ok(last.ok_or(RuntimeError::EmptyPrompt)?.to_vec1::<f32>()?)
-    }
 }
 
 fn sampling(p: &SamplingParams) -> Sampling {

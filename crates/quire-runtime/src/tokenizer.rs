@@ -59,8 +59,6 @@ pub struct Tokenizer {
     /// Raw bytes each token stands for; control tokens have none.
     token_bytes: Vec<Vec<u8>>,
     tokens: Vec<String>,
-    control: Vec<bool>,
-    ids: HashMap<String, u32>,
     stop_ids: Vec<u32>,
     bos_id: Option<u32>,
     add_bos: bool,
@@ -150,11 +148,6 @@ impl Tokenizer {
             })
             .collect();
 
-        let ids: HashMap<String, u32> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
         let mut stop_ids: Vec<u32> = ["eos", "eot", "eom"]
             .iter()
             .filter_map(|k| file.uint(&format!("tokenizer.ggml.{k}_token_id")))
@@ -162,7 +155,7 @@ impl Tokenizer {
             .filter(|&v| (v as usize) < n)
             .collect();
         for text in END_OF_TURN_TEXTS {
-            if let Some(&id) = ids.get(*text) {
+            if let Some(id) = parse_special.token_to_id(text) {
                 if control[id as usize] {
                     stop_ids.push(id);
                 }
@@ -184,8 +177,6 @@ impl Tokenizer {
             plain,
             token_bytes,
             tokens,
-            control,
-            ids,
             stop_ids,
             bos_id,
             add_bos,
@@ -243,11 +234,7 @@ impl Tokenizer {
     }
 
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
-    }
-
-    pub fn is_control(&self, id: u32) -> bool {
-        self.control.get(id as usize).copied().unwrap_or(false)
+        self.plain.token_to_id(text)
     }
 
     /// Ids that end generation: end of sequence and end of turn.

@@ -135,7 +135,6 @@ pub struct Llama {
     output: QLinear,
     cos: Tensor,
     sin: Tensor,
-    max_seq: usize,
     dev: Device,
 }
 
@@ -183,13 +182,8 @@ impl Llama {
             output,
             cos,
             sin,
-            max_seq,
             dev: dev.clone(),
         })
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.cfg
     }
 
     pub fn clear_kv_cache(&mut self) {
@@ -218,10 +212,6 @@ impl Llama {
         let last = self.norm.forward(&last)?;
         let logits = self.output.forward(&last)?; // [1, 1, vocab]
         Ok(logits.flatten_all()?)
-    }
-
-    pub fn max_seq(&self) -> usize {
-        self.max_seq
     }
 }
 
@@ -355,9 +345,8 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
     let mut k = vec![0f32; kv.k.len()];
     kv.k.convert_to_f32_slice(&mut k);
     let mut k_t = vec![0f32; kv.k.len()]; // [kv_head][dim][key]
-    for j in 0..total {
-        for h in 0..n_kv {
-            let src = &k[(j * n_kv + h) * hd..][..hd];
+    for (j, row) in k.chunks_exact(n_kv * hd).enumerate() {
+        for (h, src) in row.chunks_exact(hd).enumerate() {
             for (d, &x) in src.iter().enumerate() {
                 k_t[(h * hd + d) * total + j] = x;
             }

@@ -13,14 +13,12 @@ use candle_transformers::models::{quantized_gemma3, quantized_phi3, quantized_qw
 use crate::error::{Result, RuntimeError};
 use crate::gguf::GgufFile;
 
-pub const SUPPORTED: &str = "llama, qwen2, qwen3, gemma3, phi3";
+/// The `general.architecture` values [`Weights::load`] can run.
+pub const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3, phi3";
 
 /// Whether [`Weights::load`] can run a GGUF of this `general.architecture`.
 pub fn is_supported(architecture: &str) -> bool {
-    matches!(
-        architecture,
-        "llama" | "mistral" | "qwen2" | "qwen3" | "gemma3" | "phi3"
-    )
+    SUPPORTED.split(", ").any(|a| a == architecture)
 }
 
 /// Loaded weights of any supported architecture, with their KV cache.
