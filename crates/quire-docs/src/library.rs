@@ -234,6 +234,9 @@ impl Library {
             };
             match &entry.status {
                 DocStatus::Failed { reason } => {
+                    // A document that was indexed before and now fails loses its old
+                    // chunks, so the manifest (0 chunks) and the index stay in step.
+                    self.index.remove(&id);
                     report.failed += 1;
                     sink.event(&IngestEvent::Failed {
                         path: path.clone(),

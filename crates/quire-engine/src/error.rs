@@ -51,3 +51,30 @@ impl EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_specific() {
+        let missing = EngineError::ModelMissing {
+            wanted: "m.gguf".into(),
+            searched: vec![],
+        };
+        assert_eq!(missing.code(), "model_missing");
+        let overflow = EngineError::from(RuntimeError::ContextOverflow {
+            prompt_tokens: 10,
+            max_tokens: 5,
+            context: 12,
+        });
+        assert_eq!(overflow.code(), "context_overflow");
+        let truncated = EngineError::from(RuntimeError::Truncated {
+            path: "m.gguf".into(),
+            expected: 2,
+            actual: 1,
+        });
+        assert_eq!(truncated.code(), "model_invalid");
+        assert!(missing.to_string().contains("scripts/fetch-models.sh"));
+    }
+}
