@@ -37,6 +37,18 @@ pub fn model_path(name: &str) -> PathBuf {
     path
 }
 
+/// The sentence-embedding model's folder (`quire_runtime::EMBED_MODEL_DIR` under models/);
+/// panics with the command that fetches it.
+pub fn embed_model_dir() -> PathBuf {
+    let dir = repo_root().join("models").join("all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").exists(),
+        "{} is missing: run `scripts/fetch-models.sh`",
+        dir.display()
+    );
+    dir
+}
+
 /// Every line of a JSONL file under `../shared/reference`.
 pub fn reference_lines(file: &str) -> Vec<serde_json::Value> {
     let path = shared_dir().join("reference").join(file);

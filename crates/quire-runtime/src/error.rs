@@ -64,6 +64,10 @@ pub enum RuntimeError {
     #[error("token id {id} is outside the vocabulary of {vocab_size} tokens")]
     InvalidToken { id: u32, vocab_size: usize },
 
+    /// The sentence-embedding model's folder, or one of its files, is missing or damaged.
+    #[error("embedding model {path}: {reason}; run `scripts/fetch-models.sh` to fetch it")]
+    EmbedModel { path: PathBuf, reason: String },
+
     /// The tensor library failed during loading or inference.
     #[error("inference: {0}")]
     Candle(#[from] candle_core::Error),

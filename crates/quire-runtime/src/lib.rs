@@ -5,6 +5,8 @@
 //! caller-supplied [`TokenSink`] and honours a [`CancelToken`]. This crate knows nothing of
 //! documents: the engine builds prompts, the runtime runs them.
 //!
+//! [`Embedder`] turns text into sentence embeddings (all-MiniLM-L6-v2) for dense retrieval.
+//!
 //! ```no_run
 //! use quire_runtime::{ChatMessage, CancelToken, Model, LoadOptions, SamplingParams};
 //! let mut model = Model::load("models/SmolLM2-135M-Instruct.Q4_1.gguf".as_ref(), &LoadOptions::default())?;
@@ -14,6 +16,7 @@
 //! # Ok::<(), quire_runtime::RuntimeError>(())
 //! ```
 
+pub mod embed;
 mod error;
 pub mod generate;
 pub mod gguf;
@@ -30,6 +33,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
+pub use embed::{Embedder, EMBED_MODEL_DIR};
 pub use error::{Result, RuntimeError};
 pub use generate::{
     CancelToken, Generation, NullSink, SamplingParams, StopReason, Timings, TokenSink,
