@@ -5,13 +5,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use quire_docs::{ChunkOptions, DocStatus, IngestEvent, Library, WordEstimate};
+use quire_docs::{
+    ChunkOptions, DocStatus, IngestEvent, Library, LibraryOptions, PdfMode, WordEstimate,
+};
 use quire_tests::{model_path, quire_bin, shared_dir, TempDir, SMOL};
 
 fn copy_notes(to: &Path) -> Vec<PathBuf> {
+    copy_dir(&shared_dir().join("corpus/notes"), to)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Vec<PathBuf> {
     std::fs::create_dir_all(to).expect("mkdir");
     let mut out = Vec::new();
-    for e in std::fs::read_dir(shared_dir().join("corpus/notes")).expect("notes") {
+    for e in std::fs::read_dir(from).expect("source dir") {
         let p = e.expect("entry").path();
         let dst = to.join(p.file_name().expect("name"));
         std::fs::copy(&p, &dst).expect("copy");
@@ -39,6 +45,10 @@ fn assert_consistent(lib: &Library) {
 fn reingest_does_no_work_and_follows_edits_and_deletes() {
     let dir = TempDir::new("lib");
     let notes = copy_notes(&dir.path().join("notes"));
+    let papers = copy_dir(
+        &shared_dir().join("corpus/papers"),
+        &dir.path().join("papers"),
+    );
     std::fs::write(
         dir.path().join("notes/cp1252.txt"),
         b"Caf\xe9 \x96 budget approved",
@@ -46,13 +56,17 @@ fn reingest_does_no_work_and_follows_edits_and_deletes() {
     .expect("write");
     std::fs::write(dir.path().join("notes/broken.md"), [0u8; 0]).expect("write");
     let index = dir.path().join("index");
-    let opts = ChunkOptions::default();
+    let opts = || LibraryOptions::new(ChunkOptions::default(), PdfMode::Isolated(quire_bin()));
 
-    let mut lib = Library::open(&index, opts).expect("open");
+    let mut lib = Library::open(&index, opts()).expect("open");
     let mut warnings = Vec::new();
     let first = lib
         .ingest(
-            &[dir.path().join("notes"), dir.path().join("missing.pdf")],
+            &[
+                dir.path().join("notes"),
+                dir.path().join("papers"),
+                dir.path().join("missing.pdf"),
+            ],
             &WordEstimate,
             &mut |e: &IngestEvent| {
                 if let IngestEvent::Finished {
@@ -66,7 +80,7 @@ fn reingest_does_no_work_and_follows_edits_and_deletes() {
         .expect("ingest");
     assert_eq!(
         (first.added, first.failed),
-        (notes.len() + 2, 1),
+        (notes.len() + papers.len() + 2, 1),
         "{first:?}"
     );
     assert_eq!(warnings.len(), 1, "the cp1252 note is read with a warning");
@@ -74,17 +88,14 @@ fn reingest_does_no_work_and_follows_edits_and_deletes() {
     drop(lib);
 
     // Reopened: unchanged files do no work.
-    let mut lib = Library::open(&index, opts).expect("reopen");
+    let mut lib = Library::open(&index, opts()).expect("reopen");
+    let both = [dir.path().join("notes"), dir.path().join("papers")];
     let second = lib
-        .ingest(
-            &[dir.path().join("notes")],
-            &WordEstimate,
-            &mut |_: &IngestEvent| {},
-        )
+        .ingest(&both, &WordEstimate, &mut |_: &IngestEvent| {})
         .expect("again");
     assert_eq!(
         (second.unchanged, second.added, second.updated),
-        (notes.len() + 2, 0, 0),
+        (notes.len() + papers.len() + 2, 0, 0),
         "{second:?}"
     );
 
@@ -94,16 +105,16 @@ fn reingest_does_no_work_and_follows_edits_and_deletes() {
     text.push_str("\n\nZanzibar quarterly retrospective.\n");
     std::fs::write(edited, text).expect("write");
     std::fs::remove_file(&notes[1]).expect("rm");
+    // An incremental-update style append to a PDF changes its bytes.
+    let mut pdf = std::fs::read(&papers[3]).expect("read pdf");
+    pdf.extend_from_slice(b"\n% edited\n");
+    std::fs::write(&papers[3], pdf).expect("write pdf");
     let third = lib
-        .ingest(
-            &[dir.path().join("notes")],
-            &WordEstimate,
-            &mut |_: &IngestEvent| {},
-        )
+        .ingest(&both, &WordEstimate, &mut |_: &IngestEvent| {})
         .expect("third");
     assert_eq!(
         (third.updated, third.removed, third.unchanged),
-        (1, 1, notes.len()),
+        (2, 1, notes.len() + papers.len() - 1),
         "{third:?}"
     );
     let hits = lib.search("zanzibar retrospective", 3).expect("search");
@@ -160,8 +171,11 @@ fn killed_ingest_leaves_a_consistent_index_and_resumes() {
         let finished = child.try_wait().expect("wait").is_some();
         child.kill().ok(); // SIGKILL
         child.wait().expect("reap");
-        let lib = Library::open(&data.join("index"), ChunkOptions::default())
-            .expect("opens after a kill");
+        let lib = Library::open(
+            &data.join("index"),
+            LibraryOptions::new(ChunkOptions::default(), PdfMode::InProcess),
+        )
+        .expect("opens after a kill");
         assert_consistent(&lib);
         if !finished && lib.documents().count() > 0 {
             killed_with_progress += 1;
@@ -182,7 +196,11 @@ fn killed_ingest_leaves_a_consistent_index_and_resumes() {
         report["unchanged"].as_u64().expect("unchanged") > 0,
         "{report}"
     );
-    let lib = Library::open(&data.join("index"), ChunkOptions::default()).expect("open");
+    let lib = Library::open(
+        &data.join("index"),
+        LibraryOptions::new(ChunkOptions::default(), PdfMode::InProcess),
+    )
+    .expect("open");
     assert_eq!(
         lib.documents()
             .filter(|d| d.status == DocStatus::Indexed)

@@ -1,9 +1,11 @@
 //! Quire's integration suite: one binary, one module per area.
 
 mod cli;
+mod embedding;
 mod generation;
 mod library;
 mod model_files;
 mod models;
+mod pdf;
 mod reference;
 mod retrieval;

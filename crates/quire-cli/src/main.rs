@@ -84,6 +84,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a PDF's text page by page, as Quire reads it
+    PdfText {
+        file: PathBuf,
+        /// One JSON object {status, reason, pages: [{number, text}]}
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure retrieval quality
     Eval {
         #[command(subcommand)]
@@ -215,6 +222,10 @@ struct GenerateArgs {
 }
 
 fn main() -> ExitCode {
+    // Started as the isolated PDF reader: do that and nothing else.
+    if let Some(code) = quire_engine::docs::pdf::run_worker_if_requested() {
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         quire_engine::runtime::set_threads(n);
@@ -271,13 +282,9 @@ fn run(cli: Cli) -> Result<()> {
                         println!("{}", serde_json::to_string_pretty(&docs)?);
                     } else {
                         for d in docs {
-                            let status = match &d.status {
-                                quire_engine::docs::DocStatus::Indexed => {
-                                    format!("indexed, {} chunks", d.chunks)
-                                }
-                                quire_engine::docs::DocStatus::Failed { reason } => {
-                                    format!("failed: {reason}")
-                                }
+                            let status = match d.status.reason() {
+                                None => format!("indexed, {} pages, {} chunks", d.pages, d.chunks),
+                                Some(reason) => reason.to_string(),
                             };
                             println!("{}  {}  ({status})", d.id, d.path.display());
                         }
@@ -313,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::PdfText { file, json } => pdf_text(&file, json),
         Command::Eval {
             command:
                 EvalCommand::Beir {
@@ -383,20 +391,28 @@ fn ingest(paths: &[PathBuf], model: Option<&Path>, data_dir: &Path, json: bool) 
     let counter = quire_engine::library::token_counter(model, data_dir);
     let mut lib = quire_engine::library::open(data_dir)?;
     let started = std::time::Instant::now();
-    let (mut total, mut done) = (0usize, 0usize);
+    let (mut total, mut done, mut part) = (0usize, 0usize, 0.0f64);
     let mut sink = |e: &IngestEvent| {
         match e {
             IngestEvent::Planned { files } => total = *files,
             IngestEvent::Finished { .. }
             | IngestEvent::Unchanged { .. }
-            | IngestEvent::Failed { .. } => done += 1,
+            | IngestEvent::Failed { .. } => {
+                done += 1;
+                part = 0.0;
+            }
+            IngestEvent::Progress {
+                pages_done,
+                pages_total,
+                ..
+            } => part = *pages_done as f64 / (*pages_total).max(1) as f64,
             // Nothing new to draw.
             IngestEvent::Started { .. } => return,
             IngestEvent::Removed { .. } => {}
         }
         match e {
-            IngestEvent::Failed { path, reason } => {
-                eprintln!("\rfailed  {}: {reason}", path.display())
+            IngestEvent::Failed { path, reason, .. } => {
+                eprintln!("\r{}: {reason}", path.display())
             }
             IngestEvent::Finished {
                 path,
@@ -408,14 +424,15 @@ fn ingest(paths: &[PathBuf], model: Option<&Path>, data_dir: &Path, json: bool) 
         }
         if total > 0 && !json {
             let elapsed = started.elapsed().as_secs_f64();
-            let eta = if done > 0 {
-                elapsed / done as f64 * (total - done) as f64
+            let progress = (done as f64 + part).min(total as f64);
+            let eta = if progress > 0.0 {
+                format!("{:.0}s", elapsed / progress * (total as f64 - progress))
             } else {
-                0.0
+                "?".to_string()
             };
-            let filled = done * 30 / total;
+            let filled = ((progress / total as f64) * 30.0) as usize;
             eprint!(
-                "\r[{}{}] {done}/{total} files, ETA {eta:.0}s ",
+                "\r[{}{}] {done}/{total} files, ETA {eta} ",
                 "#".repeat(filled),
                 " ".repeat(30 - filled)
             );
@@ -622,6 +639,40 @@ fn chat(
             Err(e) => return Err(e.into()),
         }
         cancel.reset();
+    }
+    Ok(())
+}
+
+fn pdf_text(file: &Path, json: bool) -> Result<()> {
+    use quire_engine::docs::pdf;
+    let exe = std::env::current_exe()?;
+    let result = pdf::extract_isolated(&exe, file, &pdf::PdfLimits::default(), &mut |_, _| {});
+    let (status, reason, pages) = match result {
+        Ok(t) => {
+            let status = if t.lacks_text_layer() {
+                "no_text_layer"
+            } else {
+                "indexed"
+            };
+            (status, None, t.pages)
+        }
+        Err(pdf::PdfProblem::PasswordProtected) => (
+            "password_protected",
+            Some("password-protected".to_string()),
+            Vec::new(),
+        ),
+        Err(p) => ("failed", Some(p.to_string()), Vec::new()),
+    };
+    if json {
+        let v = serde_json::json!({"status": status, "reason": reason, "pages": pages});
+        println!("{v}");
+    } else {
+        for p in &pages {
+            println!("--- page {} ---\n{}", p.number, p.text);
+        }
+        if let Some(r) = reason {
+            bail!("{}: {r}", file.display());
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Quire's documents: notes read leniently ([`note`]), text split into token-sized chunks
 //! that keep their page and character span ([`chunk`]), the tantivy chunk index
 //! ([`index::ChunkIndex`]) and retrieval quality measured on BEIR folders ([`beir`]).
-//! PDF ingestion and dense retrieval join here next.
+//! PDFs are read by our own text extractor ([`pdf`]), isolated in a child process.
 
 pub mod beir;
 pub mod chunk;
@@ -9,8 +9,11 @@ mod error;
 pub mod index;
 pub mod library;
 pub mod note;
+pub mod pdf;
 
 pub use chunk::{Chunk, ChunkOptions, Page, TokenCount, WordEstimate};
 pub use error::{DocsError, Result};
 pub use index::{ChunkIndex, Hit};
-pub use library::{DocEntry, DocStatus, IngestEvent, IngestReport, IngestSink, Library};
+pub use library::{
+    DocEntry, DocStatus, IngestEvent, IngestReport, IngestSink, Library, LibraryOptions, PdfMode,
+};

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::chunk::Page;
 use crate::chunk::{self, ChunkOptions, TokenCount};
 use crate::error::{DocsError, Result};
 use crate::index::{ChunkIndex, Hit};
 use crate::note;
+use crate::pdf::{self, PdfLimits, PdfProblem};
 
 /// Work is committed at least this often during a long ingest.
 const COMMIT_EVERY: Duration = Duration::from_secs(2);
@@ -26,10 +28,65 @@ const COMMIT_EVERY: Duration = Duration::from_secs(2);
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum DocStatus {
     Indexed,
+    /// A PDF whose pages carry no text layer (an image-only scan): nothing to index.
+    NoTextLayer {
+        reason: String,
+    },
+    /// A PDF that needs a password to open.
+    PasswordProtected {
+        reason: String,
+    },
     /// Could not be read or understood; the reason says why.
     Failed {
         reason: String,
     },
+}
+
+impl DocStatus {
+    /// The reason a document has no chunks, if it has none.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            DocStatus::Indexed => None,
+            DocStatus::NoTextLayer { reason }
+            | DocStatus::PasswordProtected { reason }
+            | DocStatus::Failed { reason } => Some(reason),
+        }
+    }
+
+    /// Whether ingesting the same bytes again would give the same result (so an
+    /// unchanged file is skipped). Failures may be transient (a full disk, a killed
+    /// worker) and are retried.
+    fn is_final(&self) -> bool {
+        !matches!(self, DocStatus::Failed { .. })
+    }
+}
+
+/// How PDFs are read.
+#[derive(Debug, Clone)]
+pub enum PdfMode {
+    /// In a child process: this executable, started with [`pdf::WORKER_ARG`] (its `main`
+    /// must call [`pdf::run_worker_if_requested`]). What front doors use.
+    Isolated(PathBuf),
+    /// In this process (trusted files, benchmarks).
+    InProcess,
+}
+
+/// How a library reads and splits documents.
+#[derive(Debug, Clone)]
+pub struct LibraryOptions {
+    pub chunking: ChunkOptions,
+    pub pdf: PdfMode,
+    pub pdf_limits: PdfLimits,
+}
+
+impl LibraryOptions {
+    pub fn new(chunking: ChunkOptions, pdf: PdfMode) -> Self {
+        Self {
+            chunking,
+            pdf,
+            pdf_limits: PdfLimits::default(),
+        }
+    }
 }
 
 /// One document in the library.
@@ -58,6 +115,12 @@ pub enum IngestEvent {
     Started {
         path: PathBuf,
     },
+    /// Pages of a PDF read so far.
+    Progress {
+        path: PathBuf,
+        pages_done: usize,
+        pages_total: usize,
+    },
     Finished {
         path: PathBuf,
         chunks: usize,
@@ -66,8 +129,11 @@ pub enum IngestEvent {
     Unchanged {
         path: PathBuf,
     },
+    /// The file has no chunks: `status` says why (failed, no_text_layer,
+    /// password_protected).
     Failed {
         path: PathBuf,
+        status: DocStatus,
         reason: String,
     },
     Removed {
@@ -108,7 +174,7 @@ fn supported(path: &Path) -> bool {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .as_deref(),
-        Some("md" | "markdown" | "txt")
+        Some("md" | "markdown" | "txt" | "pdf")
     )
 }
 
@@ -121,12 +187,12 @@ pub fn doc_id(path: &Path) -> String {
 pub struct Library {
     index: ChunkIndex,
     manifest: Manifest,
-    chunking: ChunkOptions,
+    options: LibraryOptions,
 }
 
 impl Library {
     /// Opens (or creates) the library whose index lives in `dir`.
-    pub fn open(dir: &Path, chunking: ChunkOptions) -> Result<Self> {
+    pub fn open(dir: &Path, options: LibraryOptions) -> Result<Self> {
         let index = ChunkIndex::open(dir)?;
         let manifest = match index.payload()? {
             Some(p) => serde_json::from_str(&p).map_err(|e| DocsError::Format {
@@ -138,7 +204,7 @@ impl Library {
         Ok(Self {
             index,
             manifest,
-            chunking,
+            options,
         })
     }
 
@@ -224,7 +290,7 @@ impl Library {
         for path in files {
             let id = doc_id(&path);
             sink.event(&IngestEvent::Started { path: path.clone() });
-            let entry = match self.ingest_one(&id, &path, counter) {
+            let entry = match self.ingest_one(&id, &path, counter, sink) {
                 Outcome::Unchanged => {
                     report.unchanged += 1;
                     sink.event(&IngestEvent::Unchanged { path: path.clone() });
@@ -232,18 +298,19 @@ impl Library {
                 }
                 Outcome::Done(entry) => entry,
             };
-            match &entry.status {
-                DocStatus::Failed { reason } => {
+            match entry.status.reason() {
+                Some(reason) => {
                     // A document that was indexed before and now fails loses its old
                     // chunks, so the manifest (0 chunks) and the index stay in step.
                     self.index.remove(&id);
                     report.failed += 1;
                     sink.event(&IngestEvent::Failed {
                         path: path.clone(),
-                        reason: reason.clone(),
+                        status: entry.status.clone(),
+                        reason: reason.to_string(),
                     });
                 }
-                DocStatus::Indexed => {
+                None => {
                     if self.manifest.docs.contains_key(&id) {
                         report.updated += 1;
                     } else {
@@ -267,57 +334,166 @@ impl Library {
     }
 
     /// Indexes one file (uncommitted).
-    fn ingest_one(&mut self, id: &str, path: &Path, counter: &dyn TokenCount) -> Outcome {
+    fn ingest_one(
+        &mut self,
+        id: &str,
+        path: &Path,
+        counter: &dyn TokenCount,
+        sink: &mut dyn IngestSink,
+    ) -> Outcome {
+        let entry = |title: String, hash: String, status: DocStatus| DocEntry {
+            id: id.to_string(),
+            path: path.to_path_buf(),
+            title,
+            content_hash: hash,
+            pages: 0,
+            chunks: 0,
+            status,
+            warning: None,
+        };
+        let file_title = path
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let failed = |reason: String, hash: String| {
-            Outcome::Done(DocEntry {
-                id: id.to_string(),
-                path: path.to_path_buf(),
-                title: path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                content_hash: hash,
-                pages: 0,
-                chunks: 0,
-                status: DocStatus::Failed { reason },
-                warning: None,
-            })
+            Outcome::Done(entry(
+                file_title.clone(),
+                hash,
+                DocStatus::Failed { reason },
+            ))
         };
         if !supported(path) {
             let ext = path
                 .extension()
                 .map(|e| e.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            return failed(format!("unsupported file type '.{ext}' (Quire reads .md and .txt notes; PDF support is not built yet)"), String::new());
+            return failed(
+                format!("unsupported file type '.{ext}' (Quire reads PDFs and .md/.txt notes)"),
+                String::new(),
+            );
         }
-        let note = match note::read(path) {
-            Ok(n) => n,
+        let hash = match hash_file(path) {
+            Ok(h) => h,
             Err(e) => return failed(e.to_string(), String::new()),
         };
         if let Some(old) = self.manifest.docs.get(id) {
-            if old.content_hash == note.content_hash && old.status == DocStatus::Indexed {
+            if old.content_hash == hash && old.status.is_final() {
                 return Outcome::Unchanged;
             }
         }
-        let chunks = chunk::split(id, &note.pages, self.chunking, counter);
+        let is_pdf = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
+        let (title, pages, warning) = if is_pdf {
+            let mut progress = |done: usize, total: usize| {
+                sink.event(&IngestEvent::Progress {
+                    path: path.to_path_buf(),
+                    pages_done: done,
+                    pages_total: total,
+                })
+            };
+            let limits = self.options.pdf_limits;
+            let result = match &self.options.pdf {
+                PdfMode::Isolated(exe) => pdf::extract_isolated(exe, path, &limits, &mut progress),
+                PdfMode::InProcess => pdf::extract(path, &limits).inspect(|t| {
+                    progress(t.pages.len(), t.total_pages);
+                }),
+            };
+            let text = match result {
+                Ok(t) => t,
+                Err(PdfProblem::PasswordProtected) => {
+                    return Outcome::Done(entry(
+                        file_title.clone(),
+                        hash,
+                        DocStatus::PasswordProtected {
+                            reason: "password-protected: Quire cannot open it without its password"
+                                .into(),
+                        },
+                    ))
+                }
+                Err(p) => return failed(p.to_string(), hash),
+            };
+            let empty = text.empty_pages();
+            let n = text.pages.len();
+            if text.lacks_text_layer() {
+                let mut e = entry(
+                    text.title.unwrap_or_else(|| file_title.clone()),
+                    hash,
+                    DocStatus::NoTextLayer {
+                        reason: "no text layer — scanned? The pages are images; Quire has no OCR"
+                            .into(),
+                    },
+                );
+                e.pages = n;
+                return Outcome::Done(e);
+            }
+            let mut warnings = Vec::new();
+            if empty > 0 {
+                warnings.push(format!(
+                    "{empty} of {n} pages have no text layer (scanned?)"
+                ));
+            }
+            if text.truncated_pages > 0 {
+                warnings.push(format!(
+                    "{} pages were cut short by the reader's limits",
+                    text.truncated_pages
+                ));
+            }
+            if text.total_pages > n {
+                warnings.push(format!(
+                    "only the first {n} of {} pages were read",
+                    text.total_pages
+                ));
+            }
+            let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+            (
+                text.title.unwrap_or_else(|| file_title.clone()),
+                text.pages,
+                warning,
+            )
+        } else {
+            match note::read(path) {
+                Ok(n) => (n.title, n.pages, n.warning),
+                Err(e) => return failed(e.to_string(), hash),
+            }
+        };
+        let pages: Vec<Page> = pages;
+        let chunks = chunk::split(id, &pages, self.options.chunking, counter);
         self.index.remove(id);
-        if let Err(e) = self
-            .index
-            .add(&path.to_string_lossy(), &note.title, &chunks)
-        {
-            return failed(format!("indexing failed: {e}"), note.content_hash);
+        if let Err(e) = self.index.add(&path.to_string_lossy(), &title, &chunks) {
+            return failed(format!("indexing failed: {e}"), hash);
         }
         Outcome::Done(DocEntry {
             id: id.to_string(),
             path: path.to_path_buf(),
-            title: note.title,
-            content_hash: note.content_hash,
-            pages: note.pages.len(),
+            title,
+            content_hash: hash,
+            pages: pages.len(),
             chunks: chunks.len(),
             status: DocStatus::Indexed,
-            warning: note.warning,
+            warning,
         })
     }
+}
+
+/// sha256 of a file's bytes, read in blocks.
+fn hash_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |source| DocsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 enum Outcome {

@@ -41,6 +41,7 @@ impl EngineError {
                 RuntimeError::InvalidModel { .. } | RuntimeError::Truncated { .. } => {
                     "model_invalid"
                 }
+                RuntimeError::EmbedModel { .. } => "embed_model_invalid",
                 RuntimeError::UnsupportedArchitecture { .. } => "model_unsupported",
                 RuntimeError::ContextOverflow { .. } => "context_overflow",
                 RuntimeError::Io { .. } => "io",

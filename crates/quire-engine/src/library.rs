@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use quire_docs::{ChunkOptions, Library, TokenCount, WordEstimate};
+use quire_docs::{ChunkOptions, Library, LibraryOptions, PdfMode, TokenCount, WordEstimate};
 use quire_runtime::{GgufFile, Tokenizer};
 
 use crate::error::Result;
@@ -32,9 +32,17 @@ pub fn token_counter(explicit_model: Option<&Path>, data_dir: &Path) -> Box<dyn 
         .unwrap_or_else(|| Box::new(WordEstimate))
 }
 
+/// How front doors read documents: PDFs in a child process, which is this same
+/// executable started as the PDF worker (its `main` calls
+/// [`quire_docs::pdf::run_worker_if_requested`] first).
+pub fn options() -> LibraryOptions {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "quire".into());
+    LibraryOptions::new(ChunkOptions::default(), PdfMode::Isolated(exe))
+}
+
 /// Opens the library in `<data dir>/index`.
 pub fn open(data_dir: &Path) -> Result<Library> {
     let dir = data_dir.join("index");
     paths::ensure_dir(&dir)?;
-    Ok(Library::open(&dir, ChunkOptions::default())?)
+    Ok(Library::open(&dir, options())?)
 }

@@ -1,0 +1,231 @@
+//! PDF text, page by page, with our own content-stream interpreter over lopdf's parser.
+//!
+//! lopdf parses the file (cross-references, object streams, filters, decryption with the
+//! empty user password); [`interp`] follows the text state to place every glyph, and
+//! [`layout`] turns glyphs into text in reading order. A PDF is untrusted input:
+//! streams are decompressed under a size limit, form nesting is bounded, and
+//! [`isolate`] runs the whole extraction in a child process with memory, CPU, time and
+//! output limits, so a hostile file can neither crash nor hang Quire.
+
+mod font;
+mod interp;
+pub mod isolate;
+mod layout;
+
+use std::path::Path;
+use std::time::Duration;
+
+use lopdf::{Document, LoadOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::Page;
+
+pub use isolate::{extract_isolated, run_worker_if_requested, WORKER_ARG};
+
+/// Limits on one PDF's extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct PdfLimits {
+    /// Larger files are refused before they are read.
+    pub max_file_bytes: u64,
+    /// Bytes any one stream may decompress to (decompression bombs).
+    pub max_stream_bytes: usize,
+    /// Pages read at most.
+    pub max_pages: usize,
+    /// Text kept at most, all pages together.
+    pub max_text_bytes: usize,
+    /// Address space of the isolated extractor.
+    pub memory_bytes: u64,
+    /// CPU seconds of the isolated extractor.
+    pub cpu_seconds: u64,
+    /// Wall-clock time for one file.
+    pub wall: Duration,
+}
+
+impl Default for PdfLimits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 1 << 30,
+            max_stream_bytes: 128 << 20,
+            max_pages: 20_000,
+            max_text_bytes: 128 << 20,
+            memory_bytes: 3 << 30,
+            cpu_seconds: 300,
+            wall: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Why a PDF gave no text. Each kind is a status a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum PdfProblem {
+    #[error("password-protected: the PDF needs a password to open")]
+    PasswordProtected,
+    #[error("not a readable PDF: {0}")]
+    Corrupt(String),
+    #[error("too large: {0}")]
+    TooLarge(String),
+    #[error("reading it took longer than {0} s; the file may be malformed")]
+    TimedOut(u64),
+    #[error("the PDF reader crashed on this file ({0}); the file is likely malformed")]
+    Crashed(String),
+}
+
+/// A PDF's text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PdfText {
+    pub pages: Vec<Page>,
+    /// From the document information, when it has a meaningful one.
+    pub title: Option<String>,
+    /// Pages a limit cut short.
+    pub truncated_pages: usize,
+    /// Pages in the file (may exceed `pages.len()` when capped by `max_pages`).
+    pub total_pages: usize,
+}
+
+impl PdfText {
+    /// Pages whose text layer is empty (or nearly: under 10 letters or digits).
+    pub fn empty_pages(&self) -> usize {
+        self.pages
+            .iter()
+            .filter(|p| p.text.chars().filter(|c| c.is_alphanumeric()).count() < 10)
+            .count()
+    }
+
+    /// No text layer to speak of: at least 90% of the pages are empty (an image-only
+    /// scan, perhaps with a stray line of text).
+    pub fn lacks_text_layer(&self) -> bool {
+        self.pages.is_empty() || self.empty_pages() * 10 >= self.pages.len() * 9
+    }
+}
+
+/// Events of an extraction, in order: `Open` once, then one `Page` per page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PdfEvent {
+    Open { pages: usize, title: Option<String> },
+    Page { page: Page, truncated: bool },
+}
+
+fn lopdf_problem(e: lopdf::Error) -> PdfProblem {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    match e {
+        lopdf::Error::Decryption(_) => PdfProblem::PasswordProtected,
+        lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { limit }) => {
+            PdfProblem::TooLarge(format!(
+                "a stream decompresses to more than {} MiB (a decompression bomb?)",
+                limit >> 20
+            ))
+        }
+        _ if lower.contains("password") || lower.contains("decrypt") => {
+            PdfProblem::PasswordProtected
+        }
+        _ => PdfProblem::Corrupt(text),
+    }
+}
+
+fn info_title(doc: &Document) -> Option<String> {
+    let info = doc.trailer.get(b"Info").ok()?;
+    let info = doc.dereference(info).ok()?.1.as_dict().ok()?;
+    let title = info.get(b"Title").ok()?;
+    let title = doc.dereference(title).ok()?.1;
+    let t = lopdf::decode_text_string(title).ok()?;
+    let t = t.trim();
+    let lower = t.to_lowercase();
+    let junk = t.chars().filter(|c| c.is_alphabetic()).count() < 3
+        || lower.starts_with("microsoft word")
+        || lower == "untitled"
+        || [".pdf", ".doc", ".docx", ".tex", ".dvi", ".indd"]
+            .iter()
+            .any(|ext| lower.ends_with(ext));
+    (!junk).then(|| t.chars().take(300).collect())
+}
+
+/// Extracts text in this process, reporting each page to `sink` as it is done.
+/// Use [`extract_isolated`] for files you did not make.
+pub fn extract_each(
+    path: &Path,
+    limits: &PdfLimits,
+    sink: &mut dyn FnMut(PdfEvent),
+) -> Result<(), PdfProblem> {
+    let meta = std::fs::metadata(path).map_err(|e| PdfProblem::Corrupt(e.to_string()))?;
+    if meta.len() > limits.max_file_bytes {
+        return Err(PdfProblem::TooLarge(format!(
+            "{} MiB, over the {} MiB limit",
+            meta.len() >> 20,
+            limits.max_file_bytes >> 20
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| PdfProblem::Corrupt(e.to_string()))?;
+    if !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") {
+        return Err(PdfProblem::Corrupt("no PDF header".into()));
+    }
+    let options = LoadOptions {
+        max_decompressed_size: Some(limits.max_stream_bytes),
+        ..LoadOptions::default()
+    };
+    let doc = Document::load_mem_with_options(&bytes, options).map_err(lopdf_problem)?;
+    drop(bytes);
+    if doc.is_encrypted() {
+        return Err(PdfProblem::PasswordProtected);
+    }
+    let pages = doc.get_pages();
+    if pages.is_empty() {
+        return Err(PdfProblem::Corrupt(
+            "no pages could be found (the file may be truncated or damaged)".into(),
+        ));
+    }
+    sink(PdfEvent::Open {
+        pages: pages.len(),
+        title: info_title(&doc),
+    });
+    let mut interp = interp::Interpreter::new(&doc, limits.max_stream_bytes);
+    let mut text_bytes = 0usize;
+    for (&number, &page_id) in pages.iter().take(limits.max_pages) {
+        let glyphs = match interp.page(page_id) {
+            Ok(g) => g,
+            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
+                limit,
+            })) => return Err(PdfProblem::TooLarge(format!(
+                "page {number}'s content decompresses to more than {} MiB (a decompression bomb?)",
+                limit >> 20
+            ))),
+            Err(_) => Default::default(),
+        };
+        let truncated = glyphs.truncated;
+        let text = layout::page_text(&glyphs);
+        text_bytes += text.len();
+        if text_bytes > limits.max_text_bytes {
+            return Err(PdfProblem::TooLarge(format!(
+                "more than {} MiB of text",
+                limits.max_text_bytes >> 20
+            )));
+        }
+        sink(PdfEvent::Page {
+            page: Page { number, text },
+            truncated,
+        });
+    }
+    Ok(())
+}
+
+/// Extracts text in this process.
+pub fn extract(path: &Path, limits: &PdfLimits) -> Result<PdfText, PdfProblem> {
+    let mut out = PdfText::default();
+    extract_each(path, limits, &mut |e| collect(&mut out, e))?;
+    Ok(out)
+}
+
+pub(crate) fn collect(out: &mut PdfText, e: PdfEvent) {
+    match e {
+        PdfEvent::Open { pages, title } => {
+            out.total_pages = pages;
+            out.title = title;
+        }
+        PdfEvent::Page { page, truncated } => {
+            out.truncated_pages += truncated as usize;
+            out.pages.push(page);
+        }
+    }
+}
