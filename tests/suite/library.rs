@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use quire_docs::{
-    ChunkOptions, DocStatus, IngestEvent, Library, LibraryOptions, PdfMode, WordEstimate,
+    ChunkOptions, DocStatus, IngestEvent, Library, LibraryOptions, PdfMode, SearchMode,
+    WordEstimate,
 };
 use quire_tests::{model_path, quire_bin, shared_dir, TempDir, SMOL};
 
@@ -117,7 +118,9 @@ fn reingest_does_no_work_and_follows_edits_and_deletes() {
         (2, 1, notes.len() + papers.len() - 1),
         "{third:?}"
     );
-    let hits = lib.search("zanzibar retrospective", 3).expect("search");
+    let hits = lib
+        .search("zanzibar retrospective", 3, SearchMode::Bm25)
+        .expect("search");
     assert_eq!(
         hits.first().map(|h| h.path.clone()),
         Some(edited.display().to_string())
@@ -127,7 +130,10 @@ fn reingest_does_no_work_and_follows_edits_and_deletes() {
 
     // Removing by path.
     assert!(lib.remove(&edited.display().to_string()).expect("remove"));
-    assert!(lib.search("zanzibar", 3).expect("search").is_empty());
+    assert!(lib
+        .search("zanzibar", 3, SearchMode::Bm25)
+        .expect("search")
+        .is_empty());
     assert_consistent(&lib);
 }
 
@@ -140,10 +146,12 @@ fn killed_ingest_leaves_a_consistent_index_and_resumes() {
         shared_dir().join("corpus/notes/rust-leadership-council_sync-meeting_2025-11-07.md"),
     )
     .expect("read");
+    // A paragraph each: the CLI embeds every chunk, so notes stay one or two chunks.
+    let cut = base.char_indices().nth(900).map_or(base.len(), |(i, _)| i);
     for i in 0..600 {
         std::fs::write(
             notes.join(format!("note-{i:04}.md")),
-            format!("# Note {i}\n{base}\nUnique marker q{i}z.\n"),
+            format!("# Note {i}\n{}\nUnique marker q{i}z.\n", &base[..cut]),
         )
         .expect("write");
     }
@@ -208,7 +216,7 @@ fn killed_ingest_leaves_a_consistent_index_and_resumes() {
         600
     );
     assert_consistent(&lib);
-    let hits = lib.search("q599z", 1).expect("search");
+    let hits = lib.search("q599z", 1, SearchMode::Bm25).expect("search");
     assert!(hits
         .first()
         .is_some_and(|h| h.path.ends_with("note-0599.md")));

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use quire_engine::docs::SearchMode;
 use quire_engine::{
     bench, chat::ChatSession, paths, CancelToken, ChatMessage, EngineError, LoadOptions, Model,
     SamplingParams,
@@ -79,7 +80,7 @@ enum Command {
         query: String,
         #[arg(short, default_value_t = 5)]
         k: usize,
-        #[arg(long, value_enum, default_value = "bm25")]
+        #[arg(long, value_enum, default_value = "hybrid")]
         mode: RetrievalMode,
         #[arg(long)]
         json: bool,
@@ -139,17 +140,38 @@ enum EvalCommand {
     /// nDCG@10 and Recall@100 over a BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)
     Beir {
         dir: PathBuf,
-        /// Retrieval mode (dense and hybrid arrive with the embedding model)
-        #[arg(long, value_enum, default_value = "bm25")]
+        #[arg(long, value_enum, default_value = "hybrid")]
         mode: RetrievalMode,
+        /// Split documents into chunks of about N model tokens (a document ranks by its
+        /// best chunk) [default: each document whole]
+        #[arg(long, value_name = "N")]
+        chunk_tokens: Option<usize>,
+        #[command(flatten)]
+        model: ModelArg,
         #[arg(long)]
         json: bool,
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum RetrievalMode {
     Bm25,
+    Dense,
+    /// BM25 and dense fused by reciprocal rank
+    Hybrid,
+    /// Every mode (eval only)
+    All,
+}
+
+impl RetrievalMode {
+    fn modes(self) -> Vec<SearchMode> {
+        match self {
+            RetrievalMode::Bm25 => vec![SearchMode::Bm25],
+            RetrievalMode::Dense => vec![SearchMode::Dense],
+            RetrievalMode::Hybrid => vec![SearchMode::Hybrid],
+            RetrievalMode::All => vec![SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid],
+        }
+    }
 }
 
 #[derive(Args)]
@@ -301,17 +323,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Search {
             query,
             k,
-            mode: RetrievalMode::Bm25,
+            mode,
             json,
         } => {
+            let Some(&mode) = mode.modes().first().filter(|_| mode != RetrievalMode::All) else {
+                bail!("--mode all is for `quire eval`; search with bm25, dense or hybrid");
+            };
             let lib = quire_engine::library::open(&data_dir)?;
-            let hits = lib.search(&query, k).map_err(EngineError::from)?;
+            let hits = lib.search(&query, k, mode).map_err(EngineError::from)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&hits)?);
             } else {
                 for h in hits {
                     println!(
-                        "{:.2}  {} p.{} [{}..{}]",
+                        "{:.3}  {} p.{} [{}..{}]",
                         h.score, h.title, h.page, h.span.0, h.span.1
                     );
                     let flat = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -325,25 +350,19 @@ fn run(cli: Cli) -> Result<()> {
             command:
                 EvalCommand::Beir {
                     dir,
-                    mode: RetrievalMode::Bm25,
+                    mode,
+                    chunk_tokens,
+                    model,
                     json,
                 },
-        } => {
-            let scores = quire_engine::docs::beir::evaluate(&dir).map_err(EngineError::from)?;
-            if json {
-                println!("{}", serde_json::to_string(&scores)?);
-            } else {
-                println!("mode         bm25");
-                println!("nDCG@10      {:.4}", scores.ndcg_at_10);
-                println!("Recall@100   {:.4}", scores.recall_at_100);
-                println!("queries      {}", scores.queries);
-                println!("documents    {}", scores.documents);
-                println!("indexing     {:.0} ms", scores.index_ms);
-                println!("query p50    {:.2} ms", scores.query_p50_ms);
-                println!("query p95    {:.2} ms", scores.query_p95_ms);
-            }
-            Ok(())
-        }
+        } => eval_beir(
+            &dir,
+            mode,
+            chunk_tokens,
+            model.model.as_deref(),
+            &data_dir,
+            json,
+        ),
         Command::Bench {
             model,
             prompt_tokens,
@@ -448,13 +467,19 @@ fn ingest(paths: &[PathBuf], model: Option<&Path>, data_dir: &Path, json: bool) 
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} added, {} updated, {} unchanged, {} removed, {} failed; {} chunks in the library",
+            "{} added, {} updated, {} unchanged, {} removed, {} failed; {} chunks in the library\n\
+             read {} pages into {} chunks in {:.1} s ({:.1} pages/s); index {:.1} MB on disk",
             report.added,
             report.updated,
             report.unchanged,
             report.removed,
             report.failed,
-            lib.num_chunks()
+            lib.num_chunks(),
+            report.pages,
+            report.chunks,
+            report.seconds,
+            report.pages as f64 / report.seconds.max(1e-9),
+            lib.index_bytes() as f64 / 1e6
         );
     }
     Ok(())
@@ -673,6 +698,88 @@ fn pdf_text(file: &Path, json: bool) -> Result<()> {
         if let Some(r) = reason {
             bail!("{}: {r}", file.display());
         }
+    }
+    Ok(())
+}
+
+fn eval_beir(
+    dir: &Path,
+    mode: RetrievalMode,
+    chunk_tokens: Option<usize>,
+    model: Option<&Path>,
+    data_dir: &Path,
+    json: bool,
+) -> Result<()> {
+    use quire_engine::docs::beir;
+    let modes = mode.modes();
+    let embedder =
+        if modes.iter().any(|m| *m != SearchMode::Bm25) {
+            Some(quire_engine::library::embedder(data_dir)?.ok_or_else(|| {
+                EngineError::from(quire_engine::docs::DocsError::NoEmbedder("dense"))
+            })?)
+        } else {
+            None
+        };
+    let counter = quire_engine::library::token_counter(model, data_dir);
+    let chunking = chunk_tokens.map(|n| {
+        (
+            quire_engine::docs::ChunkOptions {
+                target_tokens: n,
+                overlap_tokens: n / 5,
+            },
+            counter.as_ref(),
+        )
+    });
+    let started = std::time::Instant::now();
+    let mut progress = |done: usize, total: usize| {
+        if !json {
+            let secs = started.elapsed().as_secs_f64();
+            let eta = secs / done.max(1) as f64 * (total - done) as f64;
+            eprint!("\rembedding {done}/{total} chunks, ETA {eta:.0}s ");
+        }
+    };
+    let scores = beir::evaluate(
+        dir,
+        beir::BeirOptions {
+            modes,
+            embedder: embedder.as_deref(),
+            chunking,
+            progress: Some(&mut progress),
+            cache_dir: Some(data_dir.join("cache")),
+        },
+    )
+    .map_err(EngineError::from)?;
+    if json {
+        if let [one] = &scores[..] {
+            println!("{}", serde_json::to_string(one)?);
+        } else {
+            println!("{}", serde_json::to_string(&scores)?);
+        }
+        return Ok(());
+    }
+    if embedder.is_some() {
+        eprintln!();
+    }
+    let first = &scores[0];
+    println!(
+        "{} documents, {} chunks, {} queries; index {:.0} ms, embedding {:.1} s, {:.1} MB on disk",
+        first.documents,
+        first.chunks,
+        first.queries,
+        first.index_ms,
+        first.embed_ms / 1000.0,
+        first.index_bytes as f64 / 1e6
+    );
+    println!("mode     nDCG@10  Recall@100  p50 ms  p95 ms");
+    for s in &scores {
+        println!(
+            "{:<7}  {:.4}   {:.4}      {:>6.2}  {:>6.2}",
+            s.mode.name(),
+            s.ndcg_at_10,
+            s.recall_at_100,
+            s.query_p50_ms,
+            s.query_p95_ms
+        );
     }
     Ok(())
 }

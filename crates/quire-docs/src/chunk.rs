@@ -44,11 +44,16 @@ pub struct ChunkOptions {
     pub overlap_tokens: usize,
 }
 
+/// 256 tokens with 48 of overlap, by measurement: on SciFact, BM25 nDCG@10 with chunks of
+/// 64/128/200/256/384 model tokens was 0.668/0.671/0.680/0.683/0.687 (whole abstracts
+/// 0.687), so larger is better for BM25; but MiniLM reads only 256 word pieces, so a
+/// longer chunk's tail would be invisible to dense retrieval. 256 also leaves room for
+/// five passages plus the question in a small model's context.
 impl Default for ChunkOptions {
     fn default() -> Self {
         Self {
-            target_tokens: 200,
-            overlap_tokens: 40,
+            target_tokens: 256,
+            overlap_tokens: 48,
         }
     }
 }

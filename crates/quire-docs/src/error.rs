@@ -16,6 +16,12 @@ pub enum DocsError {
     /// The search index failed.
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
+    /// Dense or hybrid search without the embedding model.
+    #[error("{0} search needs the embedding model (models/all-MiniLM-L6-v2); run `scripts/fetch-models.sh`, or search with --mode bm25")]
+    NoEmbedder(&'static str),
+    /// The embedding model failed on a query.
+    #[error("embedding the query failed: {0}")]
+    Embed(String),
     #[error("index: {0}")]
     IndexDir(#[from] tantivy::directory::error::OpenDirectoryError),
 }

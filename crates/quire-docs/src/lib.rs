@@ -5,6 +5,7 @@
 
 pub mod beir;
 pub mod chunk;
+pub mod embed;
 mod error;
 pub mod index;
 pub mod library;
@@ -12,8 +13,9 @@ pub mod note;
 pub mod pdf;
 
 pub use chunk::{Chunk, ChunkOptions, Page, TokenCount, WordEstimate};
+pub use embed::Embed;
 pub use error::{DocsError, Result};
-pub use index::{ChunkIndex, Hit};
+pub use index::{ChunkIndex, Hit, SearchMode};
 pub use library::{
     DocEntry, DocStatus, IngestEvent, IngestReport, IngestSink, Library, LibraryOptions, PdfMode,
 };

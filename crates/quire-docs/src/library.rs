@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::chunk::Page;
 use crate::chunk::{self, ChunkOptions, TokenCount};
+use crate::embed::{self, Embed};
 use crate::error::{DocsError, Result};
-use crate::index::{ChunkIndex, Hit};
+use crate::index::{ChunkIndex, Hit, SearchMode};
 use crate::note;
 use crate::pdf::{self, PdfLimits, PdfProblem};
 
@@ -102,6 +104,9 @@ pub struct DocEntry {
     pub status: DocStatus,
     /// Something the user should know though the file was indexed (e.g. not UTF-8).
     pub warning: Option<String>,
+    /// Whether its chunks carry embeddings (for dense and hybrid search).
+    #[serde(default)]
+    pub embedded: bool,
 }
 
 /// Progress of an ingest, one file at a time.
@@ -160,6 +165,11 @@ pub struct IngestReport {
     pub unchanged: usize,
     pub removed: usize,
     pub failed: usize,
+    /// Pages read and chunks indexed by this ingest (unchanged files count nothing).
+    pub pages: usize,
+    pub chunks: usize,
+    /// Wall time of the whole ingest.
+    pub seconds: f64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -188,6 +198,7 @@ pub struct Library {
     index: ChunkIndex,
     manifest: Manifest,
     options: LibraryOptions,
+    embedder: Option<Arc<dyn Embed>>,
 }
 
 impl Library {
@@ -205,6 +216,7 @@ impl Library {
             index,
             manifest,
             options,
+            embedder: None,
         })
     }
 
@@ -216,8 +228,35 @@ impl Library {
         self.index.num_chunks()
     }
 
-    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
-        self.index.search(query, k)
+    /// Bytes the index takes on disk (chunks, vectors and manifest).
+    pub fn index_bytes(&self) -> u64 {
+        self.index.disk_bytes()
+    }
+
+    /// Embeds chunks at ingest and queries at search: dense and hybrid search need it.
+    /// Documents indexed without it are embedded by the next ingest.
+    pub fn set_embedder(&mut self, embedder: Arc<dyn Embed>) {
+        self.embedder = Some(embedder);
+    }
+
+    /// The `k` best chunks for `query`.
+    pub fn search(&self, query: &str, k: usize, mode: SearchMode) -> Result<Vec<Hit>> {
+        if mode == SearchMode::Bm25 {
+            return self.index.search(query, k);
+        }
+        let embedder = self
+            .embedder
+            .as_ref()
+            .ok_or(DocsError::NoEmbedder(mode.name()))?;
+        let q = embedder
+            .embed(&[query])
+            .map_err(DocsError::Embed)?
+            .pop()
+            .ok_or_else(|| DocsError::Embed("no vector".into()))?;
+        match mode {
+            SearchMode::Dense => self.index.search_dense(&q, k),
+            _ => self.index.search_hybrid(query, &q, k),
+        }
     }
 
     fn commit(&mut self) -> Result<()> {
@@ -254,6 +293,7 @@ impl Library {
         counter: &dyn TokenCount,
         sink: &mut dyn IngestSink,
     ) -> Result<IngestReport> {
+        let started = Instant::now();
         let mut files = Vec::new();
         let mut report = IngestReport::default();
         for p in paths {
@@ -311,6 +351,8 @@ impl Library {
                     });
                 }
                 None => {
+                    report.pages += entry.pages;
+                    report.chunks += entry.chunks;
                     if self.manifest.docs.contains_key(&id) {
                         report.updated += 1;
                     } else {
@@ -330,6 +372,7 @@ impl Library {
             }
         }
         self.commit()?;
+        report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
 
@@ -350,6 +393,7 @@ impl Library {
             chunks: 0,
             status,
             warning: None,
+            embedded: false,
         };
         let file_title = path
             .file_stem()
@@ -377,7 +421,11 @@ impl Library {
             Err(e) => return failed(e.to_string(), String::new()),
         };
         if let Some(old) = self.manifest.docs.get(id) {
-            if old.content_hash == hash && old.status.is_final() {
+            let needs_vectors = self.embedder.is_some()
+                && !old.embedded
+                && old.status == DocStatus::Indexed
+                && old.chunks > 0;
+            if old.content_hash == hash && old.status.is_final() && !needs_vectors {
                 return Outcome::Unchanged;
             }
         }
@@ -459,8 +507,26 @@ impl Library {
         };
         let pages: Vec<Page> = pages;
         let chunks = chunk::split(id, &pages, self.options.chunking, counter);
+        let vectors = match &self.embedder {
+            Some(e) => {
+                let texts: Vec<String> = chunks
+                    .iter()
+                    .map(|c| embed::chunk_text(c.heading.as_deref(), &c.text))
+                    .collect();
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                match e.embed(&refs) {
+                    Ok(v) if v.len() == chunks.len() => Some(v),
+                    Ok(_) => return failed("embedding failed: wrong count".into(), hash),
+                    Err(e) => return failed(format!("embedding failed: {e}"), hash),
+                }
+            }
+            None => None,
+        };
         self.index.remove(id);
-        if let Err(e) = self.index.add(&path.to_string_lossy(), &title, &chunks) {
+        if let Err(e) = self
+            .index
+            .add(&path.to_string_lossy(), &title, &chunks, vectors.as_deref())
+        {
             return failed(format!("indexing failed: {e}"), hash);
         }
         Outcome::Done(DocEntry {
@@ -472,6 +538,7 @@ impl Library {
             chunks: chunks.len(),
             status: DocStatus::Indexed,
             warning,
+            embedded: vectors.is_some(),
         })
     }
 }

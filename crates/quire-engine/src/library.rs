@@ -2,9 +2,10 @@
 //! with the model's own tokenizer.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use quire_docs::{ChunkOptions, Library, LibraryOptions, PdfMode, TokenCount, WordEstimate};
-use quire_runtime::{GgufFile, Tokenizer};
+use quire_docs::{ChunkOptions, Embed, Library, LibraryOptions, PdfMode, TokenCount, WordEstimate};
+use quire_runtime::{Embedder, GgufFile, Tokenizer};
 
 use crate::error::Result;
 use crate::paths;
@@ -40,9 +41,31 @@ pub fn options() -> LibraryOptions {
     LibraryOptions::new(ChunkOptions::default(), PdfMode::Isolated(exe))
 }
 
-/// Opens the library in `<data dir>/index`.
+/// The runtime's MiniLM model as the documents crate's embedder.
+pub struct MiniLm(pub Embedder);
+
+impl Embed for MiniLm {
+    fn embed(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, String> {
+        self.0.embed(texts).map_err(|e| e.to_string())
+    }
+}
+
+/// The embedding model, if installed (`Ok(None)` when it is not: search falls back to
+/// BM25). A model that is there but damaged is an error.
+pub fn embedder(data_dir: &Path) -> Result<Option<Arc<dyn Embed>>> {
+    match paths::resolve_embed_model(data_dir) {
+        Some(dir) => Ok(Some(Arc::new(MiniLm(Embedder::load(&dir)?)))),
+        None => Ok(None),
+    }
+}
+
+/// Opens the library in `<data dir>/index`, with the embedding model when installed.
 pub fn open(data_dir: &Path) -> Result<Library> {
     let dir = data_dir.join("index");
     paths::ensure_dir(&dir)?;
-    Ok(Library::open(&dir, options())?)
+    let mut lib = Library::open(&dir, options())?;
+    if let Some(e) = embedder(data_dir)? {
+        lib.set_embedder(e);
+    }
+    Ok(lib)
 }

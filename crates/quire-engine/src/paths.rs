@@ -68,3 +68,12 @@ pub fn resolve_model(explicit: Option<&Path>, data_dir: &Path) -> Result<PathBuf
             searched,
         })
 }
+
+/// The sentence-embedding model's folder (`all-MiniLM-L6-v2`) in the first model folder
+/// that has it.
+pub fn resolve_embed_model(data_dir: &Path) -> Option<PathBuf> {
+    model_dirs(data_dir)
+        .into_iter()
+        .map(|d| d.join(quire_runtime::EMBED_MODEL_DIR))
+        .find(|d| d.join("model.safetensors").is_file())
+}

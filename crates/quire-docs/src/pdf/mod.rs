@@ -187,10 +187,12 @@ pub fn extract_each(
             Ok(g) => g,
             Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
                 limit,
-            })) => return Err(PdfProblem::TooLarge(format!(
+            })) => {
+                return Err(PdfProblem::TooLarge(format!(
                 "page {number}'s content decompresses to more than {} MiB (a decompression bomb?)",
                 limit >> 20
-            ))),
+            )))
+            }
             Err(_) => Default::default(),
         };
         let truncated = glyphs.truncated;
