@@ -80,6 +80,14 @@ pub fn quire_bin() -> PathBuf {
     bin
 }
 
+/// A `quire` command that finds this checkout's models/ wherever the binary was built
+/// (CI builds into a target directory outside the clone).
+pub fn quire() -> std::process::Command {
+    let mut c = std::process::Command::new(quire_bin());
+    c.env("QUIRE_MODELS_DIR", repo_root().join("models"));
+    c
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(PathBuf);
 

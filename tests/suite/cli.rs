@@ -1,12 +1,10 @@
 //! The `quire` binary end to end, on the real default model.
 
-use std::process::Command;
-
-use quire_tests::{ids, model_path, quire_bin, reference_lines, TempDir, SMOL};
+use quire_tests::{ids, model_path, reference_lines, TempDir, SMOL};
 
 fn quire(args: &[&str]) -> (bool, String, String) {
     let dir = TempDir::new("cli");
-    let out = Command::new(quire_bin())
+    let out = quire_tests::quire()
         .args(["--data-dir", dir.path().to_str().expect("utf8")])
         .args(args)
         .env_remove("QUIRE_MODEL")
@@ -142,7 +140,7 @@ fn corrupt_model_is_a_clear_error() {
 fn chat_answers_piped_questions() {
     use std::io::Write;
     let dir = TempDir::new("chat");
-    let mut child = Command::new(quire_bin())
+    let mut child = quire_tests::quire()
         .args([
             "--data-dir",
             dir.path().to_str().expect("utf8"),

@@ -2,14 +2,14 @@
 //! folder, and an ingest killed mid-way that leaves a consistent index and resumes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use quire_docs::{
     ChunkOptions, DocStatus, IngestEvent, Library, LibraryOptions, PdfMode, SearchMode,
     WordEstimate,
 };
-use quire_tests::{model_path, quire_bin, shared_dir, TempDir, SMOL};
+use quire_tests::{model_path, quire, quire_bin, shared_dir, TempDir, SMOL};
 
 fn copy_notes(to: &Path) -> Vec<PathBuf> {
     copy_dir(&shared_dir().join("corpus/notes"), to)
@@ -158,7 +158,7 @@ fn killed_ingest_leaves_a_consistent_index_and_resumes() {
     let data = dir.path().join("data");
     let model = model_path(SMOL);
     let run = || {
-        Command::new(quire_bin())
+        quire()
             .args([
                 "--data-dir",
                 data.to_str().expect("utf8"),

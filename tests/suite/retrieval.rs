@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use quire_docs::{
@@ -12,12 +11,12 @@ use quire_docs::{
 };
 use quire_engine::library::MiniLm;
 use quire_runtime::Embedder;
-use quire_tests::{embed_model_dir, quire_bin, shared_dir, TempDir};
+use quire_tests::{embed_model_dir, quire, shared_dir, TempDir};
 
 #[test]
 fn scifact_bm25_reaches_published_quality() {
     let dir = shared_dir().join("eval/scifact");
-    let out = Command::new(quire_bin())
+    let out = quire()
         .args([
             "eval",
             "beir",
@@ -153,7 +152,7 @@ fn scifact_sample(to: &Path, queries: usize, others: usize) {
 fn dense_and_hybrid_rank_well_on_a_scifact_sample() {
     let dir = TempDir::new("beir-sample");
     scifact_sample(&dir.path().join("beir"), 80, 300);
-    let out = Command::new(quire_bin())
+    let out = quire()
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["eval", "beir"])
