@@ -39,6 +39,8 @@ apt_install() {
 
 command -v cc >/dev/null && command -v make >/dev/null || apt_install build-essential
 command -v pkg-config >/dev/null || apt_install pkg-config
+# The keychain (Secret Service over D-Bus) and the vendored OpenSSL under SQLCipher.
+apt_install libdbus-1-dev perl
 command -v python3 >/dev/null || apt_install python3
 python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
 command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required: see rustup" >&2; exit 1; }

@@ -9,6 +9,17 @@ cd "$root"
 
 scripts/setup.sh --no-run --all-models
 
+# The keychain tests run against a real Secret Service (gnome-keyring on a private D-Bus).
+missing=()
+for p in gnome-keyring dbus-daemon; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
+fi
+
 echo "test: cargo fmt --check"
 cargo fmt --all --check
 
@@ -25,3 +36,12 @@ fi
 
 echo "test: cargo test (release: the tests run real models)"
 cargo test --release --locked --workspace
+
+# The OS keychain, for real: an unlocked gnome-keyring, then a locked one, each on its own
+# session bus (nothing of the user's own keychain is touched).
+echo "test: keychain (gnome-keyring, unlocked)"
+dbus-run-session -- sh -c 'printf quire-ci | gnome-keyring-daemon --unlock --components=secrets >/dev/null &&
+  cargo test --release --locked -p quire-store --test keychain -- --ignored made_once'
+echo "test: keychain (gnome-keyring, locked)"
+dbus-run-session -- sh -c 'gnome-keyring-daemon --start --components=secrets >/dev/null &&
+  cargo test --release --locked -p quire-store --test keychain -- --ignored locked'
