@@ -9,3 +9,4 @@ mod models;
 mod pdf;
 mod reference;
 mod retrieval;
+mod store;

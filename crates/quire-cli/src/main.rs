@@ -28,6 +28,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
 
+    /// Key the encrypted store with a passphrase (from $QUIRE_PASSPHRASE, else a prompt)
+    /// instead of the OS keychain
+    #[arg(long, global = true)]
+    passphrase: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -85,6 +90,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Conversations in the encrypted store
+    Conversations {
+        #[command(subcommand)]
+        command: ConversationsCommand,
+    },
+    /// In-app notes in the encrypted store
+    Notes {
+        #[command(subcommand)]
+        command: NotesCommand,
+    },
+    /// The encrypted store's key
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Print a PDF's text page by page, as Quire reads it
     PdfText {
         file: PathBuf,
@@ -111,6 +131,77 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ConversationsCommand {
+    /// Newest first
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every message of one conversation
+    Show {
+        id: i64,
+    },
+    /// Markdown with the citations of each answer
+    Export {
+        id: i64,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Find conversations by their text
+    Search {
+        query: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Rename {
+        id: i64,
+        title: String,
+    },
+    /// Gone for good (secure delete)
+    Delete {
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotesCommand {
+    Add {
+        #[arg(long)]
+        title: String,
+        /// Markdown body ("-" reads it from standard input)
+        #[arg(long)]
+        body: String,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: i64,
+    },
+    Edit {
+        id: i64,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long = "tag")]
+        tags: Option<Vec<String>>,
+    },
+    Delete {
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Where the key comes from and whether it opens the store
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -346,6 +437,17 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::PdfText { file, json } => pdf_text(&file, json),
+        Command::Conversations { command } => store_command(
+            &data_dir,
+            cli.passphrase,
+            StoreCommand::Conversations(command),
+        ),
+        Command::Notes { command } => {
+            store_command(&data_dir, cli.passphrase, StoreCommand::Notes(command))
+        }
+        Command::Key { command } => {
+            store_command(&data_dir, cli.passphrase, StoreCommand::Key(command))
+        }
         Command::Eval {
             command:
                 EvalCommand::Beir {
@@ -780,6 +882,201 @@ fn eval_beir(
             s.query_p50_ms,
             s.query_p95_ms
         );
+    }
+    Ok(())
+}
+
+enum StoreCommand {
+    Conversations(ConversationsCommand),
+    Notes(NotesCommand),
+    Key(KeyCommand),
+}
+
+/// Passphrase mode when asked for (`--passphrase`) or when `QUIRE_PASSPHRASE` is set.
+fn key_mode(passphrase: bool) -> Result<quire_engine::store::KeyMode> {
+    use quire_engine::store::KeyMode;
+    if let Some(p) = std::env::var_os("QUIRE_PASSPHRASE").filter(|p| !p.is_empty()) {
+        let p = p
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("QUIRE_PASSPHRASE is not valid UTF-8"))?;
+        return Ok(KeyMode::Passphrase(zeroize::Zeroizing::new(p)));
+    }
+    if !passphrase {
+        return Ok(KeyMode::Keychain);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("--passphrase needs a terminal to ask for it, or set QUIRE_PASSPHRASE");
+    }
+    eprint!("Passphrase: ");
+    let _ = std::io::stderr().flush();
+    let echo = EchoOff::new();
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line)?;
+    drop(echo);
+    eprintln!();
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    if p.is_empty() {
+        bail!("an empty passphrase would not protect anything");
+    }
+    Ok(KeyMode::Passphrase(zeroize::Zeroizing::new(p)))
+}
+
+/// Turns terminal echo off while a passphrase is typed; restores it when dropped.
+struct EchoOff {
+    #[cfg(unix)]
+    saved: Option<libc::termios>,
+}
+
+impl EchoOff {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            // SAFETY: tcgetattr/tcsetattr on stdin with a termios we own.
+            unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                if libc::tcgetattr(0, &mut t) == 0 {
+                    let saved = t;
+                    t.c_lflag &= !libc::ECHO;
+                    libc::tcsetattr(0, libc::TCSANOW, &t);
+                    return Self { saved: Some(saved) };
+                }
+            }
+            Self { saved: None }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(t) = self.saved {
+            // SAFETY: restores the settings read in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+}
+
+fn store_command(data_dir: &Path, passphrase: bool, cmd: StoreCommand) -> Result<()> {
+    let mode = key_mode(passphrase)?;
+    let mode_name = mode.name();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let store = quire_engine::store::open(data_dir, mode).await?;
+        let result = run_store_command(&store, cmd, mode_name).await;
+        store.close().await;
+        result
+    })
+}
+
+async fn run_store_command(
+    store: &quire_engine::store_types::Store,
+    cmd: StoreCommand,
+    mode_name: &str,
+) -> Result<()> {
+    use quire_engine::store_types::NoteEdit;
+    let e = |e: quire_engine::store_types::StoreError| EngineError::from(e);
+    match cmd {
+        StoreCommand::Conversations(c) => match c {
+            ConversationsCommand::List { json } => {
+                let list = store.list_conversations().await.map_err(e)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                } else {
+                    for c in list {
+                        println!("{:>5}  {}  ({})", c.id, c.title, c.model);
+                    }
+                }
+            }
+            ConversationsCommand::Show { id } => {
+                let Some(c) = store.get_conversation(id).await.map_err(e)? else {
+                    bail!("no conversation {id} (see `quire conversations list`)");
+                };
+                println!("# {}", c.title);
+                for m in store.messages(id).await.map_err(e)? {
+                    println!("\n[{}]\n{}", m.role.as_str(), m.text);
+                }
+            }
+            ConversationsCommand::Export { id, out } => {
+                let md = store.export_markdown(id).await.map_err(e)?;
+                match out {
+                    Some(path) => std::fs::write(&path, md)
+                        .with_context(|| format!("writing {}", path.display()))?,
+                    None => print!("{md}"),
+                }
+            }
+            ConversationsCommand::Search { query, json } => {
+                let hits = store.search_conversations(&query).await.map_err(e)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&hits)?);
+                } else {
+                    for h in hits {
+                        println!(
+                            "{:>5}  {}: {}",
+                            h.conversation.id, h.conversation.title, h.snippet
+                        );
+                    }
+                }
+            }
+            ConversationsCommand::Rename { id, title } => {
+                store.rename_conversation(id, &title).await.map_err(e)?
+            }
+            ConversationsCommand::Delete { id } => {
+                store.delete_conversation(id).await.map_err(e)?
+            }
+        },
+        StoreCommand::Notes(n) => match n {
+            NotesCommand::Add { title, body, tags } => {
+                let body = if body == "-" {
+                    let mut b = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut b)?;
+                    b
+                } else {
+                    body
+                };
+                let note = store.add_note(&title, &body, &tags).await.map_err(e)?;
+                println!("{}", note.id);
+            }
+            NotesCommand::List { json } => {
+                let notes = store.list_notes().await.map_err(e)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&notes)?);
+                } else {
+                    for n in notes {
+                        println!("{:>5}  {}  [{}]", n.id, n.title, n.tags.join(", "));
+                    }
+                }
+            }
+            NotesCommand::Show { id } => {
+                let Some(n) = store.get_note(id).await.map_err(e)? else {
+                    bail!("no note {id} (see `quire notes list`)");
+                };
+                println!("# {}\n\n{}", n.title, n.body);
+            }
+            NotesCommand::Edit {
+                id,
+                title,
+                body,
+                tags,
+            } => {
+                store
+                    .edit_note(id, &NoteEdit { title, body, tags })
+                    .await
+                    .map_err(e)?;
+            }
+            NotesCommand::Delete { id } => store.delete_note(id).await.map_err(e)?,
+        },
+        StoreCommand::Key(KeyCommand::Status) => {
+            println!("key        {mode_name}");
+            println!("database   {}", store.path().display());
+            println!("cipher     SQLCipher {}", store.cipher_version());
+            println!("status     opens with this key");
+        }
     }
     Ok(())
 }

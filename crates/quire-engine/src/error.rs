@@ -27,6 +27,9 @@ pub enum EngineError {
 
     #[error(transparent)]
     Docs(#[from] quire_docs::DocsError),
+
+    #[error(transparent)]
+    Store(#[from] quire_store::StoreError),
 }
 
 impl EngineError {
@@ -36,6 +39,7 @@ impl EngineError {
             Self::ModelMissing { .. } => "model_missing",
             Self::DataDir { .. } => "data_dir",
             Self::Docs(_) => "documents",
+            Self::Store(e) => e.code(),
             Self::Runtime(e) => match e {
                 RuntimeError::ModelNotFound { .. } => "model_missing",
                 RuntimeError::InvalidModel { .. } | RuntimeError::Truncated { .. } => {

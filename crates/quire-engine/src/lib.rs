@@ -10,6 +10,7 @@ pub mod chat;
 mod error;
 pub mod library;
 pub mod paths;
+pub mod store;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ pub use quire_runtime::{
     CancelToken, ChatMessage, Generation, LoadOptions, Model, ModelInfo, SamplingParams,
     StopReason, TokenSink,
 };
+pub use quire_store as store_types;
 
 /// Finds (see [`paths::resolve_model`]) and loads the model to run.
 pub fn load_model(explicit: Option<&Path>, data_dir: &Path, opts: &LoadOptions) -> Result<Model> {
