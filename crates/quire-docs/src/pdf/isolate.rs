@@ -135,6 +135,8 @@ pub fn extract_isolated(
         .arg(WORKER_ARG)
         .arg(path)
         .arg(encode_limits(limits))
+        // One file at a time needs no thread pool of its own beside the ingest's.
+        .env("RAYON_NUM_THREADS", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -232,7 +234,19 @@ fn crash_problem(
     stderr: &str,
     limits: &PdfLimits,
 ) -> PdfProblem {
-    if stderr.contains("memory allocation") || stderr.contains("out of memory") {
+    // Under the address-space limit, running out shows as a failed allocation, or as a
+    // thread (its stack) that cannot be created: ENOMEM (12) or EAGAIN (11).
+    let out_of_memory = [
+        "memory allocation",
+        "out of memory",
+        "Cannot allocate memory",
+        "os error 12",
+        "os error 11",
+        "Resource temporarily unavailable",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m));
+    if out_of_memory {
         return PdfProblem::TooLarge(format!(
             "reading it needed more than {} MiB of memory",
             limits.memory_bytes >> 20
