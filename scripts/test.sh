@@ -41,7 +41,7 @@ cargo test --release --locked --workspace
 # session bus (nothing of the user's own keychain is touched).
 echo "test: keychain (gnome-keyring, unlocked)"
 dbus-run-session -- sh -c 'printf quire-ci | gnome-keyring-daemon --unlock --components=secrets >/dev/null &&
-  cargo test --release --locked -p quire-store --test keychain -- --ignored made_once'
+  cargo test --release --locked --workspace --test keychain -- --ignored made_once'
 echo "test: keychain (gnome-keyring, locked)"
 dbus-run-session -- sh -c 'gnome-keyring-daemon --start --components=secrets >/dev/null &&
-  cargo test --release --locked -p quire-store --test keychain -- --ignored locked'
+  cargo test --release --locked --workspace --test keychain -- --ignored locked'

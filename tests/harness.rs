@@ -82,9 +82,14 @@ pub fn quire_bin() -> PathBuf {
 
 /// A `quire` command that finds this checkout's models/ wherever the binary was built
 /// (CI builds into a target directory outside the clone).
+/// The passphrase `quire()` commands key their store and index with: the suite runs
+/// outside any keychain (the keychain has its own tests, under dbus-run-session).
+pub const TEST_PASSPHRASE: &str = "quire test suite passphrase";
+
 pub fn quire() -> std::process::Command {
     let mut c = std::process::Command::new(quire_bin());
     c.env("QUIRE_MODELS_DIR", repo_root().join("models"));
+    c.env("QUIRE_PASSPHRASE", TEST_PASSPHRASE);
     c
 }
 

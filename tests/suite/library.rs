@@ -9,7 +9,8 @@ use quire_docs::{
     ChunkOptions, DocStatus, IngestEvent, Library, LibraryOptions, PdfMode, SearchMode,
     WordEstimate,
 };
-use quire_tests::{model_path, quire, quire_bin, shared_dir, TempDir, SMOL};
+use quire_engine::store::KeyMode;
+use quire_tests::{model_path, quire, quire_bin, shared_dir, TempDir, SMOL, TEST_PASSPHRASE};
 
 fn copy_notes(to: &Path) -> Vec<PathBuf> {
     copy_dir(&shared_dir().join("corpus/notes"), to)
@@ -26,6 +27,14 @@ fn copy_dir(from: &Path, to: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Options that open the sealed index the CLI made in `data` (keyed by the test passphrase).
+fn cli_options(data: &Path) -> LibraryOptions {
+    let mode = KeyMode::Passphrase(TEST_PASSPHRASE.to_string().into());
+    let mut opts = LibraryOptions::new(ChunkOptions::default(), PdfMode::InProcess);
+    opts.index_key = Some(*quire_engine::store::index_key(data, mode).expect("index key"));
+    opts
 }
 
 /// The invariant a crash must never break: the manifest's chunk counts are the index's.
@@ -179,11 +188,8 @@ fn killed_ingest_leaves_a_consistent_index_and_resumes() {
         let finished = child.try_wait().expect("wait").is_some();
         child.kill().ok(); // SIGKILL
         child.wait().expect("reap");
-        let lib = Library::open(
-            &data.join("index"),
-            LibraryOptions::new(ChunkOptions::default(), PdfMode::InProcess),
-        )
-        .expect("opens after a kill");
+        let lib =
+            Library::open(&data.join("index"), cli_options(&data)).expect("opens after a kill");
         assert_consistent(&lib);
         if !finished && lib.documents().count() > 0 {
             killed_with_progress += 1;
@@ -204,11 +210,7 @@ fn killed_ingest_leaves_a_consistent_index_and_resumes() {
         report["unchanged"].as_u64().expect("unchanged") > 0,
         "{report}"
     );
-    let lib = Library::open(
-        &data.join("index"),
-        LibraryOptions::new(ChunkOptions::default(), PdfMode::InProcess),
-    )
-    .expect("open");
+    let lib = Library::open(&data.join("index"), cli_options(&data)).expect("open");
     assert_eq!(
         lib.documents()
             .filter(|d| d.status == DocStatus::Indexed)

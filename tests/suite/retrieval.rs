@@ -56,7 +56,7 @@ fn index_persists_deletes_by_document_and_keeps_spans() {
     files.sort();
     let opts = ChunkOptions::default();
     {
-        let mut index = ChunkIndex::open(dir.path()).expect("open");
+        let mut index = ChunkIndex::open(dir.path(), Some(&[9u8; 32])).expect("open");
         for (i, f) in files.iter().enumerate() {
             let n = note::read(f).expect("read note");
             let chunks = chunk::split(&format!("note-{i}"), &n.pages, opts, &WordEstimate);
@@ -68,7 +68,7 @@ fn index_persists_deletes_by_document_and_keeps_spans() {
         index.commit().expect("commit");
     }
     // Reopened from disk: the same chunks, and hits point at their exact text.
-    let mut index = ChunkIndex::open(dir.path()).expect("reopen");
+    let mut index = ChunkIndex::open(dir.path(), Some(&[9u8; 32])).expect("reopen");
     let total = index.num_chunks();
     assert!(total > 20, "{total}");
     let hits = index

@@ -113,3 +113,70 @@ fn no_keychain_is_a_clear_error_that_offers_passphrase_mode() {
     // No key was made, so no database either.
     assert!(!data.join("quire.db").exists());
 }
+
+#[test]
+fn nothing_ingested_or_written_is_readable_on_disk() {
+    let dir = TempDir::new("privacy");
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).expect("mkdir");
+    let note_phrase = "quetiapine titration for patient okapi-5531";
+    std::fs::write(
+        docs.join("ward.md"),
+        format!("# Ward notes\n\nPlan: {note_phrase}, review on Friday.\n"),
+    )
+    .expect("write");
+    let paper = quire_tests::shared_dir()
+        .join("corpus/papers/cermine_bmc-jtmo-2010_dvt-prophylaxis-trauma-systematic-review.pdf");
+    std::fs::copy(&paper, docs.join("paper.pdf")).expect("copy");
+    let pass = Some(quire_tests::TEST_PASSPHRASE);
+
+    let (ok, _, err) = run(&data, pass, &["ingest", docs.to_str().expect("utf8")]);
+    assert!(ok, "{err}");
+    let in_app = "in-app note about the heron-2207 consent form";
+    let (ok, _, err) = run(
+        &data,
+        pass,
+        &["notes", "add", "--title", "Consent", "--body", in_app],
+    );
+    assert!(ok, "{err}");
+    // The index works: the note's and the paper's text are found.
+    let (ok, hits, err) = run(
+        &data,
+        pass,
+        &[
+            "search",
+            "okapi-5531 quetiapine",
+            "--mode",
+            "bm25",
+            "--json",
+        ],
+    );
+    assert!(ok && hits.contains("okapi-5531"), "{hits}{err}");
+    let (ok, hits, _) = run(&data, pass, &["search", "thromboprophylaxis", "--json"]);
+    assert!(ok && hits.contains("paper.pdf"), "{hits}");
+
+    let bytes = all_bytes(&data);
+    for phrase in [
+        "okapi-5531",
+        "quetiapine",
+        "heron-2207",
+        "thromboprophylaxis",
+        "Journal of Trauma Management",
+        "Ward notes",
+    ] {
+        assert!(
+            !bytes.windows(phrase.len()).any(|w| w == phrase.as_bytes()),
+            "{phrase:?} is readable somewhere under the data dir"
+        );
+    }
+    // And a wrong passphrase opens neither store nor index, and changes nothing.
+    let before = all_bytes(&data);
+    let (ok, _, err) = run(
+        &data,
+        Some("not it"),
+        &["search", "okapi", "--mode", "bm25"],
+    );
+    assert!(!ok && err.contains("wrong key"), "{err}");
+    assert_eq!(all_bytes(&data), before);
+}

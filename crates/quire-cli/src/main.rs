@@ -237,6 +237,9 @@ enum EvalCommand {
         /// best chunk) [default: each document whole]
         #[arg(long, value_name = "N")]
         chunk_tokens: Option<usize>,
+        /// Seal the index on disk, as the library does (to measure what it costs)
+        #[arg(long)]
+        encrypted: bool,
         #[command(flatten)]
         model: ModelArg,
         #[arg(long)]
@@ -383,11 +386,15 @@ fn run(cli: Cli) -> Result<()> {
             sampling,
             system,
         } => chat(model.model.as_deref(), &data_dir, &sampling, system),
-        Command::Ingest { paths, model, json } => {
-            ingest(&paths, model.model.as_deref(), &data_dir, json)
-        }
+        Command::Ingest { paths, model, json } => ingest(
+            &paths,
+            model.model.as_deref(),
+            &data_dir,
+            cli.passphrase,
+            json,
+        ),
         Command::Docs { command } => {
-            let mut lib = quire_engine::library::open(&data_dir)?;
+            let mut lib = quire_engine::library::open(&data_dir, key_mode(cli.passphrase)?)?;
             match command {
                 DocsCommand::List { json } => {
                     let docs: Vec<_> = lib.documents().collect();
@@ -420,7 +427,7 @@ fn run(cli: Cli) -> Result<()> {
             let Some(&mode) = mode.modes().first().filter(|_| mode != RetrievalMode::All) else {
                 bail!("--mode all is for `quire eval`; search with bm25, dense or hybrid");
             };
-            let lib = quire_engine::library::open(&data_dir)?;
+            let lib = quire_engine::library::open(&data_dir, key_mode(cli.passphrase)?)?;
             let hits = lib.search(&query, k, mode).map_err(EngineError::from)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&hits)?);
@@ -454,6 +461,7 @@ fn run(cli: Cli) -> Result<()> {
                     dir,
                     mode,
                     chunk_tokens,
+                    encrypted,
                     model,
                     json,
                 },
@@ -461,6 +469,7 @@ fn run(cli: Cli) -> Result<()> {
             &dir,
             mode,
             chunk_tokens,
+            encrypted,
             model.model.as_deref(),
             &data_dir,
             json,
@@ -507,10 +516,16 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn ingest(paths: &[PathBuf], model: Option<&Path>, data_dir: &Path, json: bool) -> Result<()> {
+fn ingest(
+    paths: &[PathBuf],
+    model: Option<&Path>,
+    data_dir: &Path,
+    passphrase: bool,
+    json: bool,
+) -> Result<()> {
     use quire_engine::docs::IngestEvent;
     let counter = quire_engine::library::token_counter(model, data_dir);
-    let mut lib = quire_engine::library::open(data_dir)?;
+    let mut lib = quire_engine::library::open(data_dir, key_mode(passphrase)?)?;
     let started = std::time::Instant::now();
     let (mut total, mut done, mut part) = (0usize, 0usize, 0.0f64);
     let mut sink = |e: &IngestEvent| {
@@ -808,6 +823,7 @@ fn eval_beir(
     dir: &Path,
     mode: RetrievalMode,
     chunk_tokens: Option<usize>,
+    encrypted: bool,
     model: Option<&Path>,
     data_dir: &Path,
     json: bool,
@@ -848,6 +864,8 @@ fn eval_beir(
             chunking,
             progress: Some(&mut progress),
             cache_dir: Some(data_dir.join("cache")),
+            // A throwaway key: the benchmark measures the cost of sealing, not secrecy.
+            index_key: encrypted.then_some([0x5a; 32]),
         },
     )
     .map_err(EngineError::from)?;

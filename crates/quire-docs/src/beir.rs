@@ -48,6 +48,8 @@ pub struct BeirOptions<'a> {
     /// Where corpus embeddings are cached between runs (keyed by the texts and the
     /// model's output), so a second evaluation does not embed the corpus again.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Seal the index on disk with this key (to measure what encryption costs).
+    pub index_key: Option<[u8; 32]>,
 }
 
 /// Embeds `texts`, reading and writing a cache file when `cache_dir` is set.
@@ -223,7 +225,7 @@ pub fn evaluate(dir: &Path, mut opts: BeirOptions) -> Result<Vec<BeirScores>> {
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| {
         let started = Instant::now();
-        let mut index = ChunkIndex::open(&tmp)?;
+        let mut index = ChunkIndex::open(&tmp, opts.index_key.as_ref())?;
         for (k, (i, c)) in chunks.iter().enumerate() {
             let d = &corpus[*i];
             let v = vectors.as_ref().map(|v| std::slice::from_ref(&v[k]));

@@ -22,6 +22,9 @@ pub enum DocsError {
     /// The embedding model failed on a query.
     #[error("embedding the query failed: {0}")]
     Embed(String),
+    /// The sealed index does not open with this key.
+    #[error("the document index in {0} cannot be decrypted with this key (wrong key or passphrase); nothing was changed")]
+    IndexKey(PathBuf),
     #[error("index: {0}")]
     IndexDir(#[from] tantivy::directory::error::OpenDirectoryError),
 }

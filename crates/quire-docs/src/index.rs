@@ -22,6 +22,7 @@ use tantivy::{
 
 use crate::chunk::Chunk;
 use crate::error::{DocsError, Result};
+use crate::sealed::{self, SealedDirectory};
 
 /// Writer memory budget; tantivy splits it across its indexing threads.
 const WRITER_BYTES: usize = 64 * 1024 * 1024;
@@ -119,30 +120,49 @@ fn schema() -> (Schema, Fields) {
 }
 
 impl ChunkIndex {
-    /// Opens the index in `dir`, creating it if empty.
-    pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| DocsError::Io {
+    /// Opens the index in `dir`, creating it if empty. With `key`, every file is sealed
+    /// on disk ([`SealedDirectory`]); a plaintext index left by an older Quire is removed
+    /// and rebuilt by the next ingest, and a wrong key is an error that changes nothing.
+    pub fn open(dir: &Path, key: Option<&[u8; 32]>) -> Result<Self> {
+        let io = |source| DocsError::Io {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let meta = dir.join("meta.json");
+        let stale = match (key, std::fs::read(&meta)) {
+            // A plaintext index where a sealed one is expected: it goes.
+            (Some(_), Ok(bytes)) => !sealed::is_sealed(&bytes),
+            // A sealed index opened without a key: refused, never touched.
+            (None, Ok(bytes)) if sealed::is_sealed(&bytes) => {
+                return Err(DocsError::IndexKey(dir.to_path_buf()))
+            }
+            _ => false,
+        };
+        if stale {
+            std::fs::remove_dir_all(dir).map_err(io)?;
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
         let (schema, _) = schema();
-        let mmap = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = match Index::open_or_create(mmap, schema.clone()) {
+        let directory = || -> Result<Box<dyn tantivy::Directory>> {
+            let mmap = tantivy::directory::MmapDirectory::open(dir)?;
+            Ok(match key {
+                Some(k) => Box::new(SealedDirectory::new(Box::new(mmap), k)),
+                None => Box::new(mmap),
+            })
+        };
+        let index = match Index::open_or_create(directory()?, schema.clone()) {
             Ok(index) => index,
             // An index written by an older Quire: it only caches the documents, so it
             // is rebuilt (the manifest lives in it and goes too: the next ingest redoes
             // every file).
             Err(tantivy::TantivyError::SchemaError(_)) => {
-                std::fs::remove_dir_all(dir).map_err(|source| DocsError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-                std::fs::create_dir_all(dir).map_err(|source| DocsError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-                let mmap = tantivy::directory::MmapDirectory::open(dir)?;
-                Index::open_or_create(mmap, schema)?
+                std::fs::remove_dir_all(dir).map_err(io)?;
+                std::fs::create_dir_all(dir).map_err(io)?;
+                Index::open_or_create(directory()?, schema)?
+            }
+            Err(e) if key.is_some() && e.to_string().contains("wrong key") => {
+                return Err(DocsError::IndexKey(dir.to_path_buf()))
             }
             Err(e) => return Err(e.into()),
         };

@@ -11,6 +11,7 @@ pub mod index;
 pub mod library;
 pub mod note;
 pub mod pdf;
+pub mod sealed;
 
 pub use chunk::{Chunk, ChunkOptions, Page, TokenCount, WordEstimate};
 pub use embed::Embed;

@@ -79,6 +79,8 @@ pub struct LibraryOptions {
     pub chunking: ChunkOptions,
     pub pdf: PdfMode,
     pub pdf_limits: PdfLimits,
+    /// Seals the index on disk with this key (what front doors always do).
+    pub index_key: Option<[u8; 32]>,
 }
 
 impl LibraryOptions {
@@ -87,6 +89,7 @@ impl LibraryOptions {
             chunking,
             pdf,
             pdf_limits: PdfLimits::default(),
+            index_key: None,
         }
     }
 }
@@ -204,7 +207,7 @@ pub struct Library {
 impl Library {
     /// Opens (or creates) the library whose index lives in `dir`.
     pub fn open(dir: &Path, options: LibraryOptions) -> Result<Self> {
-        let index = ChunkIndex::open(dir)?;
+        let index = ChunkIndex::open(dir, options.index_key.as_ref())?;
         let manifest = match index.payload()? {
             Some(p) => serde_json::from_str(&p).map_err(|e| DocsError::Format {
                 path: dir.to_path_buf(),

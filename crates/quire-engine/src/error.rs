@@ -38,6 +38,7 @@ impl EngineError {
         match self {
             Self::ModelMissing { .. } => "model_missing",
             Self::DataDir { .. } => "data_dir",
+            Self::Docs(quire_docs::DocsError::IndexKey(_)) => "wrong_key",
             Self::Docs(_) => "documents",
             Self::Store(e) => e.code(),
             Self::Runtime(e) => match e {

@@ -48,3 +48,12 @@ pub async fn open(data_dir: &Path, mode: KeyMode) -> Result<Store> {
     let key = source(mode, &db).load_async(db.clone()).await?;
     Ok(Store::open(&db, &key).await?)
 }
+
+/// The key that seals the search index: derived from the store's key (so one keychain
+/// entry or passphrase unlocks everything). Blocks on the keychain or Argon2id.
+pub fn index_key(data_dir: &Path, mode: KeyMode) -> Result<Zeroizing<[u8; 32]>> {
+    paths::ensure_dir(data_dir)?;
+    let db = db_path(data_dir);
+    let key = source(mode, &db).load(&db)?;
+    Ok(key.derive_subkey("search index"))
+}

@@ -43,6 +43,18 @@ impl Key {
     }
 
     /// Lower-case hex, 64 characters.
+    /// A key for another purpose (the sealed search index), derived one-way from this
+    /// one: SHA-256 over a label and the key.
+    pub fn derive_subkey(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"quire subkey v1\0");
+        h.update(label.as_bytes());
+        h.update([0]);
+        h.update(self.0.as_slice());
+        Zeroizing::new(h.finalize().into())
+    }
+
     pub(crate) fn to_hex(&self) -> Zeroizing<String> {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         // Sized up front so the string never reallocates and leaves a copy behind.
