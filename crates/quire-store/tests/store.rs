@@ -558,3 +558,103 @@ async fn passphrase_keys_come_from_the_salt_file() {
     assert_eq!(err.code(), "key_missing", "{err}");
     assert!(!salt_path(&db).exists());
 }
+
+/// The child half of the SIGKILL test: writes messages in a loop, printing each id once
+/// its transaction is committed. Run only by `a_killed_writer_loses_nothing_committed`.
+#[tokio::test]
+#[ignore = "helper process for a_killed_writer_loses_nothing_committed"]
+async fn writer_loop_child() {
+    use std::io::Write;
+    let (Ok(db), Ok(hex)) = (
+        std::env::var("QUIRE_WRITER_DB"),
+        std::env::var("QUIRE_WRITER_KEY"),
+    ) else {
+        return;
+    };
+    let bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let key = Key::from_bytes(bytes.try_into().expect("32 bytes"));
+    let store = Store::open(Path::new(&db), &key).await.expect("open");
+    let chat = match store.list_conversations().await.expect("list").first() {
+        Some(c) => c.clone(),
+        None => store
+            .create_conversation("kill test", "m")
+            .await
+            .expect("create"),
+    };
+    let mut out = std::io::stdout();
+    for i in 0.. {
+        let m = store
+            .add_message(chat.id, Role::User, &format!("message {i}"), &[])
+            .await
+            .expect("add");
+        writeln!(out, "{}", m.id).expect("stdout");
+        out.flush().expect("flush");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_writer_loses_nothing_committed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let raw: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let key = Key::from_bytes(raw);
+    let exe = std::env::current_exe().expect("test binary");
+    let mut committed: Vec<i64> = Vec::new();
+    for round in 0..20u64 {
+        let mut child = Command::new(&exe)
+            .args([
+                "writer_loop_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("QUIRE_WRITER_DB", &db)
+            .env("QUIRE_WRITER_KEY", &hex)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn writer");
+        let stdout = child.stdout.take().expect("stdout");
+        // Let it commit a few messages, then kill it mid-loop at a varying point.
+        let want = 3 + (round * 7) % 23;
+        let mut seen = 0;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(id) = line.trim().parse::<i64>() {
+                committed.push(id);
+                seen += 1;
+                if seen >= want {
+                    break;
+                }
+            }
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        assert!(seen > 0, "round {round}: the writer committed nothing");
+
+        // Opens every time, and every message whose commit was reported is there.
+        let store = Store::open(&db, &key).await.expect("opens after a kill");
+        let chat = store.list_conversations().await.unwrap()[0].clone();
+        let ids: std::collections::HashSet<i64> = store
+            .messages(chat.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        for id in &committed {
+            assert!(
+                ids.contains(id),
+                "round {round}: committed message {id} is gone"
+            );
+        }
+        store.close().await;
+    }
+    assert!(committed.len() >= 20 * 3);
+}
