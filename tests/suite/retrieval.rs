@@ -13,18 +13,14 @@ use quire_engine::library::MiniLm;
 use quire_runtime::Embedder;
 use quire_tests::{embed_model_dir, quire, shared_dir, TempDir};
 
-#[test]
-fn scifact_bm25_reaches_published_quality() {
-    let dir = shared_dir().join("eval/scifact");
+/// `quire eval beir DIR --mode MODE --json`, parsed.
+fn eval_beir(data: &Path, beir: &Path, mode: &str) -> serde_json::Value {
     let out = quire()
-        .args([
-            "eval",
-            "beir",
-            dir.to_str().expect("utf8"),
-            "--mode",
-            "bm25",
-            "--json",
-        ])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["eval", "beir"])
+        .arg(beir)
+        .args(["--mode", mode, "--json"])
         .output()
         .expect("run quire");
     assert!(
@@ -32,7 +28,13 @@ fn scifact_bm25_reaches_published_quality() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn scifact_bm25_reaches_published_quality() {
+    let data = TempDir::new("beir-data");
+    let v = eval_beir(data.path(), &shared_dir().join("eval/scifact"), "bm25");
     let ndcg = v["ndcg@10"].as_f64().expect("ndcg@10");
     let recall = v["recall@100"].as_f64().expect("recall@100");
     eprintln!("SciFact BM25: nDCG@10 {ndcg:.4}, Recall@100 {recall:.4}");
@@ -152,20 +154,7 @@ fn scifact_sample(to: &Path, queries: usize, others: usize) {
 fn dense_and_hybrid_rank_well_on_a_scifact_sample() {
     let dir = TempDir::new("beir-sample");
     scifact_sample(&dir.path().join("beir"), 80, 300);
-    let out = quire()
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["eval", "beir"])
-        .arg(dir.path().join("beir"))
-        .args(["--mode", "all", "--json"])
-        .output()
-        .expect("run quire");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v = eval_beir(&dir.path().join("data"), &dir.path().join("beir"), "all");
     let scores: BTreeMap<String, (f64, f64)> = v
         .as_array()
         .expect("one entry per mode")

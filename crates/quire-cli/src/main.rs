@@ -424,8 +424,13 @@ fn run(cli: Cli) -> Result<()> {
             mode,
             json,
         } => {
-            let Some(&mode) = mode.modes().first().filter(|_| mode != RetrievalMode::All) else {
-                bail!("--mode all is for `quire eval`; search with bm25, dense or hybrid");
+            let mode = match mode {
+                RetrievalMode::Bm25 => SearchMode::Bm25,
+                RetrievalMode::Dense => SearchMode::Dense,
+                RetrievalMode::Hybrid => SearchMode::Hybrid,
+                RetrievalMode::All => {
+                    bail!("--mode all is for `quire eval`; search with bm25, dense or hybrid")
+                }
             };
             let lib = quire_engine::library::open(&data_dir, key_mode(cli.passphrase)?)?;
             let hits = lib.search(&query, k, mode).map_err(EngineError::from)?;
@@ -789,24 +794,13 @@ fn pdf_text(file: &Path, json: bool) -> Result<()> {
     use quire_engine::docs::pdf;
     let exe = std::env::current_exe()?;
     let result = pdf::extract_isolated(&exe, file, &pdf::PdfLimits::default(), &mut |_, _| {});
-    let (status, reason, pages) = match result {
-        Ok(t) => {
-            let status = if t.lacks_text_layer() {
-                "no_text_layer"
-            } else {
-                "indexed"
-            };
-            (status, None, t.pages)
-        }
-        Err(pdf::PdfProblem::PasswordProtected) => (
-            "password_protected",
-            Some("password-protected".to_string()),
-            Vec::new(),
-        ),
-        Err(p) => ("failed", Some(p.to_string()), Vec::new()),
-    };
+    let status = quire_engine::docs::DocStatus::of_pdf(&result);
+    let reason = status.reason().map(str::to_string);
+    let pages = result.map(|t| t.pages).unwrap_or_default();
     if json {
-        let v = serde_json::json!({"status": status, "reason": reason, "pages": pages});
+        let mut v = serde_json::to_value(&status)?;
+        v["reason"] = serde_json::json!(reason);
+        v["pages"] = serde_json::to_value(&pages)?;
         println!("{v}");
     } else {
         for p in &pages {

@@ -128,20 +128,22 @@ impl ChunkIndex {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let meta = dir.join("meta.json");
-        let stale = match (key, std::fs::read(&meta)) {
-            // A plaintext index where a sealed one is expected: it goes.
-            (Some(_), Ok(bytes)) => !sealed::is_sealed(&bytes),
-            // A sealed index opened without a key: refused, never touched.
-            (None, Ok(bytes)) if sealed::is_sealed(&bytes) => {
-                return Err(DocsError::IndexKey(dir.to_path_buf()))
-            }
-            _ => false,
+        // The index only caches documents: when it must go, the next ingest redoes
+        // every file (the manifest lives in it and goes too).
+        let reset = || {
+            std::fs::remove_dir_all(dir)
+                .and_then(|()| std::fs::create_dir_all(dir))
+                .map_err(io)
         };
-        if stale {
-            std::fs::remove_dir_all(dir).map_err(io)?;
-            std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let meta = std::fs::read(dir.join("meta.json")).ok();
+        let sealed_meta = meta.as_deref().map(sealed::is_sealed);
+        match (key, sealed_meta) {
+            // A sealed index opened without a key: refused, never touched.
+            (None, Some(true)) => return Err(DocsError::IndexKey(dir.to_path_buf())),
+            // A plaintext index where a sealed one is expected: it goes.
+            (Some(_), Some(false)) => reset()?,
+            _ => {}
         }
         let (schema, _) = schema();
         let directory = || -> Result<Box<dyn tantivy::Directory>> {
@@ -151,18 +153,17 @@ impl ChunkIndex {
                 None => Box::new(mmap),
             })
         };
-        let index = match Index::open_or_create(directory()?, schema.clone()) {
+        let directory_now = directory()?;
+        // A sealed index whose manifest does not open with this key: refused untouched.
+        if sealed_meta == Some(true) && directory_now.atomic_read(Path::new("meta.json")).is_err() {
+            return Err(DocsError::IndexKey(dir.to_path_buf()));
+        }
+        let index = match Index::open_or_create(directory_now, schema.clone()) {
             Ok(index) => index,
-            // An index written by an older Quire: it only caches the documents, so it
-            // is rebuilt (the manifest lives in it and goes too: the next ingest redoes
-            // every file).
+            // An index written with an older schema is rebuilt.
             Err(tantivy::TantivyError::SchemaError(_)) => {
-                std::fs::remove_dir_all(dir).map_err(io)?;
-                std::fs::create_dir_all(dir).map_err(io)?;
+                reset()?;
                 Index::open_or_create(directory()?, schema)?
-            }
-            Err(e) if key.is_some() && e.to_string().contains("wrong key") => {
-                return Err(DocsError::IndexKey(dir.to_path_buf()))
             }
             Err(e) => return Err(e.into()),
         };

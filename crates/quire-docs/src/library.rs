@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::chunk::Page;
 use crate::chunk::{self, ChunkOptions, TokenCount};
 use crate::embed::{self, Embed};
 use crate::error::{DocsError, Result};
 use crate::index::{ChunkIndex, Hit, SearchMode};
 use crate::note;
-use crate::pdf::{self, PdfLimits, PdfProblem};
+use crate::pdf::{self, PdfLimits, PdfProblem, PdfText};
 
 /// Work is committed at least this often during a long ingest.
 const COMMIT_EVERY: Duration = Duration::from_secs(2);
@@ -52,6 +51,23 @@ impl DocStatus {
             DocStatus::NoTextLayer { reason }
             | DocStatus::PasswordProtected { reason }
             | DocStatus::Failed { reason } => Some(reason),
+        }
+    }
+
+    /// What a PDF's extraction means for the library: text to index, an image-only scan,
+    /// a password it needs, or a failure with its reason.
+    pub fn of_pdf(result: &std::result::Result<PdfText, PdfProblem>) -> DocStatus {
+        match result {
+            Ok(t) if t.lacks_text_layer() => DocStatus::NoTextLayer {
+                reason: "no text layer — scanned? The pages are images; Quire has no OCR".into(),
+            },
+            Ok(_) => DocStatus::Indexed,
+            Err(PdfProblem::PasswordProtected) => DocStatus::PasswordProtected {
+                reason: "password-protected: Quire cannot open it without its password".into(),
+            },
+            Err(p) => DocStatus::Failed {
+                reason: p.to_string(),
+            },
         }
     }
 
@@ -419,9 +435,21 @@ impl Library {
                 String::new(),
             );
         }
-        let hash = match hash_file(path) {
-            Ok(h) => h,
-            Err(e) => return failed(e.to_string(), String::new()),
+        let is_pdf = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
+        // A note is read once (its hash comes with it); a PDF is hashed here and read by
+        // the isolated extractor only when it changed.
+        let (hash, note) = if is_pdf {
+            match hash_file(path) {
+                Ok(h) => (h, None),
+                Err(e) => return failed(e.to_string(), String::new()),
+            }
+        } else {
+            match note::read(path) {
+                Ok(n) => (n.content_hash.clone(), Some(n)),
+                Err(e) => return failed(e.to_string(), String::new()),
+            }
         };
         if let Some(old) = self.manifest.docs.get(id) {
             let needs_vectors = self.embedder.is_some()
@@ -432,10 +460,9 @@ impl Library {
                 return Outcome::Unchanged;
             }
         }
-        let is_pdf = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
-        let (title, pages, warning) = if is_pdf {
+        let (title, pages, warning) = if let Some(n) = note {
+            (n.title, n.pages, n.warning)
+        } else {
             let mut progress = |done: usize, total: usize| {
                 sink.event(&IngestEvent::Progress {
                     path: path.to_path_buf(),
@@ -450,34 +477,21 @@ impl Library {
                     progress(t.pages.len(), t.total_pages);
                 }),
             };
-            let text = match result {
-                Ok(t) => t,
-                Err(PdfProblem::PasswordProtected) => {
-                    return Outcome::Done(entry(
-                        file_title.clone(),
+            let text = match (DocStatus::of_pdf(&result), result) {
+                (DocStatus::Indexed, Ok(text)) => text,
+                (status, result) => {
+                    let text = result.unwrap_or_default();
+                    let mut e = entry(
+                        text.title.unwrap_or_else(|| file_title.clone()),
                         hash,
-                        DocStatus::PasswordProtected {
-                            reason: "password-protected: Quire cannot open it without its password"
-                                .into(),
-                        },
-                    ))
+                        status,
+                    );
+                    e.pages = text.pages.len();
+                    return Outcome::Done(e);
                 }
-                Err(p) => return failed(p.to_string(), hash),
             };
             let empty = text.empty_pages();
             let n = text.pages.len();
-            if text.lacks_text_layer() {
-                let mut e = entry(
-                    text.title.unwrap_or_else(|| file_title.clone()),
-                    hash,
-                    DocStatus::NoTextLayer {
-                        reason: "no text layer — scanned? The pages are images; Quire has no OCR"
-                            .into(),
-                    },
-                );
-                e.pages = n;
-                return Outcome::Done(e);
-            }
             let mut warnings = Vec::new();
             if empty > 0 {
                 warnings.push(format!(
@@ -502,13 +516,7 @@ impl Library {
                 text.pages,
                 warning,
             )
-        } else {
-            match note::read(path) {
-                Ok(n) => (n.title, n.pages, n.warning),
-                Err(e) => return failed(e.to_string(), hash),
-            }
         };
-        let pages: Vec<Page> = pages;
         let chunks = chunk::split(id, &pages, self.options.chunking, counter);
         let vectors = match &self.embedder {
             Some(e) => {

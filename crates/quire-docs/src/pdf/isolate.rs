@@ -213,8 +213,9 @@ pub fn extract_isolated(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    let finished_ok = matches!(outcome, Some(Ok(())) | Some(Err(_)));
-    if !matches!(outcome, Some(Ok(()))) || !finished_ok {
+    // Anything but a clean finish (a problem, a timeout, too much output, a crash):
+    // make sure the worker is gone.
+    if !matches!(outcome, Some(Ok(()))) {
         let _ = child.kill();
     }
     let status = child.wait();
