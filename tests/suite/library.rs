@@ -33,7 +33,8 @@ fn copy_dir(from: &Path, to: &Path) -> Vec<PathBuf> {
 fn cli_options(data: &Path) -> LibraryOptions {
     let mode = KeyMode::Passphrase(TEST_PASSPHRASE.to_string().into());
     let mut opts = LibraryOptions::new(ChunkOptions::default(), PdfMode::InProcess);
-    opts.index_key = Some(*quire_engine::store::index_key(data, mode).expect("index key"));
+    opts.index_key =
+        Some(*quire_engine::store::index_key_blocking(data, &mode).expect("index key"));
     opts
 }
 

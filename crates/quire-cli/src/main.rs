@@ -202,6 +202,17 @@ enum NotesCommand {
 enum KeyCommand {
     /// Where the key comes from and whether it opens the store
     Status,
+    /// Re-encrypt the store and the search index under a new key. Close the desktop app
+    /// first. Interrupting it loses nothing: the next start finishes the change.
+    Rotate {
+        /// Switch to (or stay in) passphrase mode: the new passphrase comes from
+        /// $QUIRE_NEW_PASSPHRASE, else a prompt (twice)
+        #[arg(long, conflicts_with = "to_keychain")]
+        to_passphrase: bool,
+        /// Switch to (or stay in) keychain mode: a new random key in the system keychain
+        #[arg(long)]
+        to_keychain: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -394,7 +405,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
         ),
         Command::Docs { command } => {
-            let mut lib = quire_engine::library::open(&data_dir, key_mode(cli.passphrase)?)?;
+            let mut lib = open_library(&data_dir, cli.passphrase)?;
             match command {
                 DocsCommand::List { json } => {
                     let docs: Vec<_> = lib.documents().collect();
@@ -432,7 +443,7 @@ fn run(cli: Cli) -> Result<()> {
                     bail!("--mode all is for `quire eval`; search with bm25, dense or hybrid")
                 }
             };
-            let lib = quire_engine::library::open(&data_dir, key_mode(cli.passphrase)?)?;
+            let lib = open_library(&data_dir, cli.passphrase)?;
             let hits = lib.search(&query, k, mode).map_err(EngineError::from)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&hits)?);
@@ -530,7 +541,7 @@ fn ingest(
 ) -> Result<()> {
     use quire_engine::docs::IngestEvent;
     let counter = quire_engine::library::token_counter(model, data_dir);
-    let mut lib = quire_engine::library::open(data_dir, key_mode(passphrase)?)?;
+    let mut lib = open_library(data_dir, passphrase)?;
     let started = std::time::Instant::now();
     let (mut total, mut done, mut part) = (0usize, 0usize, 0.0f64);
     let mut sink = |e: &IngestEvent| {
@@ -904,6 +915,12 @@ enum StoreCommand {
     Key(KeyCommand),
 }
 
+/// The library in the data folder, its index unsealed with the key the store holds.
+fn open_library(data_dir: &Path, passphrase: bool) -> Result<quire_engine::docs::Library> {
+    let key = quire_engine::store::index_key_blocking(data_dir, &key_mode(passphrase)?)?;
+    Ok(quire_engine::library::open(data_dir, &key)?)
+}
+
 /// Passphrase mode when asked for (`--passphrase`) or when `QUIRE_PASSPHRASE` is set.
 fn key_mode(passphrase: bool) -> Result<quire_engine::store::KeyMode> {
     use quire_engine::store::KeyMode;
@@ -931,6 +948,39 @@ fn key_mode(passphrase: bool) -> Result<quire_engine::store::KeyMode> {
         bail!("an empty passphrase would not protect anything");
     }
     Ok(KeyMode::Passphrase(zeroize::Zeroizing::new(p)))
+}
+
+/// The passphrase to rotate to: $QUIRE_NEW_PASSPHRASE, else typed twice at a prompt.
+fn new_passphrase() -> Result<zeroize::Zeroizing<String>> {
+    if let Some(p) = std::env::var_os("QUIRE_NEW_PASSPHRASE").filter(|p| !p.is_empty()) {
+        let p = p
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("QUIRE_NEW_PASSPHRASE is not valid UTF-8"))?;
+        return Ok(zeroize::Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("the new passphrase needs a terminal to ask for it, or set QUIRE_NEW_PASSPHRASE");
+    }
+    let ask = |prompt: &str| -> Result<zeroize::Zeroizing<String>> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let echo = EchoOff::new();
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin().read_line(&mut line)?;
+        drop(echo);
+        eprintln!();
+        Ok(zeroize::Zeroizing::new(
+            line.trim_end_matches(['\r', '\n']).to_string(),
+        ))
+    };
+    let first = ask("New passphrase: ")?;
+    if first.is_empty() {
+        bail!("an empty passphrase would not protect anything");
+    }
+    if *ask("Again: ")? != *first {
+        bail!("the two passphrases differ; nothing was changed");
+    }
+    Ok(first)
 }
 
 /// Turns terminal echo off while a passphrase is typed; restores it when dropped.
@@ -978,8 +1028,25 @@ fn store_command(data_dir: &Path, passphrase: bool, cmd: StoreCommand) -> Result
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let StoreCommand::Key(KeyCommand::Rotate {
+        to_passphrase,
+        to_keychain,
+    }) = cmd
+    {
+        let to_pass = to_passphrase
+            || (!to_keychain && matches!(mode, quire_engine::store::KeyMode::Passphrase(_)));
+        let to = if to_pass {
+            quire_engine::store_types::NewKey::Passphrase(new_passphrase()?)
+        } else {
+            quire_engine::store_types::NewKey::Keychain
+        };
+        let new_mode = if to_pass { "passphrase" } else { "keychain" };
+        rt.block_on(quire_engine::store::rotate(data_dir, &mode, to))?;
+        println!("rotated: the store and the search index are now under a new {new_mode} key");
+        return Ok(());
+    }
     rt.block_on(async move {
-        let store = quire_engine::store::open(data_dir, mode).await?;
+        let store = quire_engine::store::open(data_dir, &mode).await?;
         let result = run_store_command(&store, cmd, mode_name).await;
         store.close().await;
         result
@@ -1083,6 +1150,7 @@ async fn run_store_command(
             }
             NotesCommand::Delete { id } => store.delete_note(id).await.map_err(e)?,
         },
+        StoreCommand::Key(KeyCommand::Rotate { .. }) => unreachable!("handled before opening"),
         StoreCommand::Key(KeyCommand::Status) => {
             println!("key        {mode_name}");
             println!("database   {}", store.path().display());

@@ -219,6 +219,97 @@ impl Directory for SealedDirectory {
     }
 }
 
+// --- re-sealing a whole index under a new key -------------------------------------------
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Whether `dir` holds a sealed index (its `meta.json` is sealed).
+pub fn is_sealed_index(dir: &Path) -> bool {
+    std::fs::read(dir.join("meta.json")).is_ok_and(|b| is_sealed(&b))
+}
+
+/// Whether the sealed index in `dir` opens with `key` (its manifest decrypts).
+pub fn opens_with(dir: &Path, key: &[u8; 32]) -> bool {
+    let Ok(bytes) = std::fs::read(dir.join("meta.json")) else {
+        return false;
+    };
+    let probe = SealedDirectory::new(Box::new(tantivy::directory::RamDirectory::create()), key);
+    probe.open(Path::new("meta.json"), &bytes).is_ok()
+}
+
+/// Re-seals every file of the index in `dir` from key `old` to key `new`. The new files
+/// are written and synced in `<dir>.resealing`; then `dir` becomes `<dir>.old`, the new
+/// folder becomes `dir`, and the old one is removed. [`recover`] finishes or undoes an
+/// interrupted run. The index must not be open meanwhile.
+pub fn reseal(dir: &Path, old: &[u8; 32], new: &[u8; 32]) -> io::Result<()> {
+    recover(dir)?;
+    let staging = sibling(dir, ".resealing");
+    let previous = sibling(dir, ".old");
+    let ram = || Box::new(tantivy::directory::RamDirectory::create());
+    let (from, to) = (
+        SealedDirectory::new(ram(), old),
+        SealedDirectory::new(ram(), new),
+    );
+    std::fs::create_dir_all(&staging)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let name = PathBuf::from(entry.file_name());
+        let bytes = std::fs::read(entry.path())?;
+        // Lock files are empty and plain; everything else is sealed.
+        let out = if is_sealed(&bytes) {
+            to.seal(&name, &from.open(&name, &bytes)?)?
+        } else {
+            bytes
+        };
+        let mut f = std::fs::File::create(staging.join(&name))?;
+        f.write_all(&out)?;
+        f.sync_all()?;
+    }
+    sync_dir(&staging)?;
+    std::fs::rename(dir, &previous)?;
+    std::fs::rename(&staging, dir)?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    std::fs::remove_dir_all(&previous)
+}
+
+/// Puts the index folder in a consistent state after an interrupted [`reseal`]: a
+/// complete new folder is swapped in, a partial one removed, a leftover old one removed.
+pub fn recover(dir: &Path) -> io::Result<()> {
+    let staging = sibling(dir, ".resealing");
+    let previous = sibling(dir, ".old");
+    if previous.exists() && !dir.exists() && staging.exists() {
+        // Stopped between the two renames: the new folder was complete.
+        std::fs::rename(&staging, dir)?;
+    }
+    if previous.exists() && !dir.exists() {
+        std::fs::rename(&previous, dir)?;
+    }
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    if previous.exists() && dir.exists() {
+        std::fs::remove_dir_all(&previous)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +354,71 @@ mod tests {
             .expect_err("wrong key");
         assert!(err.to_string().contains("wrong key"), "{err}");
         assert!(wrong.open_read(Path::new("a.idx")).is_err());
+    }
+
+    fn sealed_folder(dir: &Path, key: &[u8; 32]) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let mmap = tantivy::directory::MmapDirectory::open(dir).expect("mmap");
+        let sealed = SealedDirectory::new(Box::new(mmap), key);
+        let mut w = sealed.open_write(Path::new("a.idx")).expect("write");
+        w.write_all(b"segment with the heron phrase")
+            .expect("write");
+        w.terminate().expect("terminate");
+        sealed
+            .atomic_write(Path::new("meta.json"), b"{\"heron\":2}")
+            .expect("meta");
+        std::fs::write(dir.join(".tantivy-writer.lock"), b"").expect("lock");
+    }
+
+    fn read_with(dir: &Path, key: &[u8; 32]) -> Vec<u8> {
+        let mmap = tantivy::directory::MmapDirectory::open(dir).expect("mmap");
+        let sealed = SealedDirectory::new(Box::new(mmap), key);
+        let data = sealed
+            .open_read(Path::new("a.idx"))
+            .expect("read")
+            .read_bytes()
+            .expect("bytes");
+        data.as_slice().to_vec()
+    }
+
+    #[test]
+    fn resealing_moves_every_file_to_the_new_key() {
+        let tmp = std::env::temp_dir().join(format!("quire-reseal-{}", std::process::id()));
+        let dir = tmp.join("index");
+        sealed_folder(&dir, &[1; 32]);
+        assert!(is_sealed_index(&dir) && opens_with(&dir, &[1; 32]));
+        reseal(&dir, &[1; 32], &[2; 32]).expect("reseal");
+        assert!(opens_with(&dir, &[2; 32]) && !opens_with(&dir, &[1; 32]));
+        assert_eq!(read_with(&dir, &[2; 32]), b"segment with the heron phrase");
+        assert!(dir.join(".tantivy-writer.lock").exists());
+        assert!(!sibling(&dir, ".old").exists() && !sibling(&dir, ".resealing").exists());
+        // A wrong old key fails before anything moves.
+        assert!(reseal(&dir, &[9; 32], &[3; 32]).is_err());
+        std::fs::remove_dir_all(sibling(&dir, ".resealing")).ok();
+        assert!(opens_with(&dir, &[2; 32]));
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+
+    #[test]
+    fn an_interrupted_reseal_is_finished_or_undone() {
+        let tmp = std::env::temp_dir().join(format!("quire-recover-{}", std::process::id()));
+        let dir = tmp.join("index");
+        let (staging, previous) = (sibling(&dir, ".resealing"), sibling(&dir, ".old"));
+        // Stopped while writing the new folder: the old index stays, the partial goes.
+        sealed_folder(&dir, &[1; 32]);
+        std::fs::create_dir_all(&staging).expect("mkdir");
+        std::fs::write(staging.join("a.idx"), b"half").expect("write");
+        recover(&dir).expect("recover");
+        assert!(!staging.exists() && opens_with(&dir, &[1; 32]));
+        // Stopped between the two renames: the complete new folder is swapped in.
+        sealed_folder(&staging, &[2; 32]);
+        std::fs::rename(&dir, &previous).expect("rename");
+        recover(&dir).expect("recover");
+        assert!(opens_with(&dir, &[2; 32]) && !previous.exists() && !staging.exists());
+        // Stopped before removing the old folder: it goes.
+        sealed_folder(&previous, &[1; 32]);
+        recover(&dir).expect("recover");
+        assert!(!previous.exists() && opens_with(&dir, &[2; 32]));
+        std::fs::remove_dir_all(&tmp).ok();
     }
 }

@@ -22,6 +22,14 @@ pub enum EngineError {
         source: std::io::Error,
     },
 
+    /// A file the engine reads or writes itself (the search index's folder, say).
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 
@@ -38,6 +46,10 @@ impl EngineError {
         match self {
             Self::ModelMissing { .. } => "model_missing",
             Self::DataDir { .. } => "data_dir",
+            Self::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                "disk_full"
+            }
+            Self::Io { .. } => "io",
             Self::Docs(quire_docs::DocsError::IndexKey(_)) => "wrong_key",
             Self::Docs(_) => "documents",
             Self::Store(e) => e.code(),

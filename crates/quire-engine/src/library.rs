@@ -59,14 +59,13 @@ pub fn embedder(data_dir: &Path) -> Result<Option<Arc<dyn Embed>>> {
     }
 }
 
-/// Opens the library in `<data dir>/index`, sealed with the key the store's key source
-/// gives, and with the embedding model when installed.
-pub fn open(data_dir: &Path, mode: crate::store::KeyMode) -> Result<Library> {
-    let dir = data_dir.join("index");
-    let key = crate::store::index_key(data_dir, mode)?;
+/// Opens the library in `<data dir>/index`, sealed with `index_key` (see
+/// [`crate::store::index_key`]), and with the embedding model when installed.
+pub fn open(data_dir: &Path, index_key: &[u8; 32]) -> Result<Library> {
+    let dir = crate::store::index_dir(data_dir);
     paths::ensure_dir(&dir)?;
     let mut opts = options();
-    opts.index_key = Some(*key);
+    opts.index_key = Some(*index_key);
     let mut lib = Library::open(&dir, opts)?;
     if let Some(e) = embedder(data_dir)? {
         lib.set_embedder(e);

@@ -149,9 +149,7 @@ impl fmt::Debug for KeySource {
 
 /// The salt file of a database: its full file name with `.salt` appended.
 pub fn salt_path(db_path: &Path) -> PathBuf {
-    let mut name = db_path.as_os_str().to_owned();
-    name.push(".salt");
-    PathBuf::from(name)
+    sibling(db_path, ".salt")
 }
 
 impl KeySource {
@@ -300,6 +298,213 @@ fn read_salt(path: &Path) -> io::Result<Option<[u8; SALT_LEN]>> {
     Ok(<[u8; SALT_LEN]>::try_from(bytes.as_slice()).ok())
 }
 
+/// The file beside a database that names its keychain entry: `<db>.keyid`, holding a
+/// random id (not a secret). Each database has its own entry, so two data folders never
+/// share a key and rotating one never touches another; the id travels with the folder.
+pub fn keyid_path(db_path: &Path) -> PathBuf {
+    sibling(db_path, ".keyid")
+}
+
+fn sibling(db_path: &Path, suffix: &str) -> PathBuf {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn pending(path: &Path) -> PathBuf {
+    sibling(path, ".pending")
+}
+
+fn account_for(id: &str) -> String {
+    format!("{KEYCHAIN_ACCOUNT}-{id}")
+}
+
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| StoreError::Entropy(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads a key id file: `Ok(None)` when there is none.
+fn read_id(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(s) => {
+            let id = s.trim();
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: "the key id file does not hold a key id".into(),
+                });
+            }
+            Ok(Some(id.to_string()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io(path, e)),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file, synced, then renamed into place.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = sibling(path, ".tmp");
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io(path, e));
+    }
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+impl KeySource {
+    /// The keychain entry of the database at `db_path`, named by its `<db>.keyid` file
+    /// ([`keyid_path`]). At first run (no database yet) a new id is written; a database
+    /// without a key id file uses the single entry older versions kept
+    /// ([`KEYCHAIN_ACCOUNT`]).
+    pub fn keychain_for(db_path: &Path) -> Result<KeySource> {
+        let path = keyid_path(db_path);
+        let id = match read_id(&path)? {
+            Some(id) => id,
+            None if db_path.exists() => {
+                return Ok(KeySource::keychain(KEYCHAIN_SERVICE, KEYCHAIN_ACCOUNT))
+            }
+            None => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+                }
+                let id = random_id()?;
+                write_synced(&path, id.as_bytes())?;
+                id
+            }
+        };
+        Ok(KeySource::keychain(KEYCHAIN_SERVICE, account_for(&id)))
+    }
+}
+
+/// Where a rotated key goes.
+pub enum NewKey {
+    /// A new random key in a new keychain entry.
+    Keychain,
+    /// A key derived from this passphrase with a new salt.
+    Passphrase(Zeroizing<String>),
+}
+
+/// Key rotation, in three steps that survive a crash between any two:
+///
+/// 1. [`prepare_rotation`] makes the new key and records it as *pending*: a new keychain
+///    entry named by `<db>.keyid.pending`, or a new salt in `<db>.salt.pending`. The
+///    current key still opens the database.
+/// 2. [`Store::rekey`](crate::Store::rekey) re-encrypts the database in one transaction.
+/// 3. [`commit_rotation`] renames the pending file over the current one (the commit
+///    point) and removes the old keychain entry.
+///
+/// After a crash between 2 and 3 the current key no longer opens the database;
+/// [`pending_key`] gives the key that does, and the caller commits. A pending key left
+/// by a crash before 2 opens nothing and is replaced by the next rotation.
+pub fn prepare_rotation(db_path: &Path, new: NewKey) -> Result<Key> {
+    abort_rotation(db_path)?;
+    match new {
+        NewKey::Keychain => {
+            let id = random_id()?;
+            let key = Key::generate()?;
+            keychain::store(KEYCHAIN_SERVICE, &account_for(&id), &key)?;
+            write_synced(&pending(&keyid_path(db_path)), id.as_bytes())?;
+            Ok(key)
+        }
+        NewKey::Passphrase(passphrase) => {
+            let mut salt = [0u8; SALT_LEN];
+            rand::rngs::OsRng
+                .try_fill_bytes(&mut salt)
+                .map_err(|e| StoreError::Entropy(e.to_string()))?;
+            let key = derive_passphrase_key(&passphrase, &salt)?;
+            write_synced(&pending(&salt_path(db_path)), &salt)?;
+            Ok(key)
+        }
+    }
+}
+
+/// The pending key of an unfinished rotation, if there is one: from the keychain, or from
+/// the pending salt with `passphrase` (the new passphrase the user typed).
+pub fn pending_key(db_path: &Path, passphrase: Option<&str>) -> Result<Option<Key>> {
+    if let Some(id) = read_id(&pending(&keyid_path(db_path)))? {
+        return keychain::get(KEYCHAIN_SERVICE, &account_for(&id));
+    }
+    match (passphrase, read_salt(&pending(&salt_path(db_path)))) {
+        (Some(p), Ok(Some(salt))) => derive_passphrase_key(p, &salt).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Makes the pending key the current one (see [`prepare_rotation`]). When the rotation
+/// changes mode, the old mode's file goes too; the old keychain entry is deleted last
+/// (a failure there leaves only an entry that opens nothing).
+pub fn commit_rotation(db_path: &Path) -> Result<()> {
+    let keyid = keyid_path(db_path);
+    let salt = salt_path(db_path);
+    // The entry of the key being replaced (a database from before key id files used a
+    // shared entry, which stays).
+    let old_account = read_id(&keyid).ok().flatten().map(|id| account_for(&id));
+    let rename = |from: &Path, to: &Path| {
+        fs::rename(from, to)
+            .map_err(|e| StoreError::io(to, e))
+            .and_then(|()| sync_parent(to))
+    };
+    if pending(&keyid).exists() {
+        rename(&pending(&keyid), &keyid)?;
+        let _ = fs::remove_file(&salt);
+    } else if pending(&salt).exists() {
+        rename(&pending(&salt), &salt)?;
+        let _ = fs::remove_file(&keyid);
+    } else {
+        return Err(StoreError::InvalidInput(
+            "no key rotation is pending".into(),
+        ));
+    }
+    sync_parent(&keyid)?;
+    if let Some(account) = old_account {
+        let _ = keychain::delete(KEYCHAIN_SERVICE, &account);
+    }
+    Ok(())
+}
+
+/// Forgets a pending key (its keychain entry and file), e.g. after a rotation that failed
+/// before the database changed.
+pub fn abort_rotation(db_path: &Path) -> Result<()> {
+    let keyid = pending(&keyid_path(db_path));
+    if let Ok(Some(id)) = read_id(&keyid) {
+        let _ = keychain::delete(KEYCHAIN_SERVICE, &account_for(&id));
+    }
+    for path in [keyid, pending(&salt_path(db_path))] {
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+    }
+    Ok(())
+}
+
 /// Removes a keychain entry (for tests and key rotation). A missing entry is not an error.
 pub fn delete_keychain_entry(service: &str, account: &str) -> Result<()> {
     keychain::delete(service, account)
@@ -338,6 +543,28 @@ mod keychain {
                 let stored = Zeroizing::new(entry.get_password().map_err(map_error)?);
                 parse(&stored, service, account)
             }
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// Stores `key` in a new entry and reads it back: the keychain must hold exactly it.
+    pub(super) fn store(service: &str, account: &str, key: &Key) -> Result<()> {
+        let entry = entry(service, account)?;
+        entry.set_password(&key.to_hex()).map_err(map_error)?;
+        let stored = Zeroizing::new(entry.get_password().map_err(map_error)?);
+        if parse(&stored, service, account)? != *key {
+            return Err(StoreError::Keychain {
+                detail: format!("the keychain did not keep the new key (service \"{service}\", account \"{account}\")"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The key in an entry that must exist.
+    pub(super) fn get(service: &str, account: &str) -> Result<Option<Key>> {
+        match entry(service, account)?.get_password().map(Zeroizing::new) {
+            Ok(stored) => parse(&stored, service, account).map(Some),
+            Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(map_error(e)),
         }
     }
@@ -414,6 +641,14 @@ mod keychain {
     }
 
     pub(super) fn delete(_: &str, _: &str) -> Result<()> {
+        Err(unavailable())
+    }
+
+    pub(super) fn store(_: &str, _: &str, _: &Key) -> Result<()> {
+        Err(unavailable())
+    }
+
+    pub(super) fn get(_: &str, _: &str) -> Result<Option<Key>> {
         Err(unavailable())
     }
 }

@@ -59,7 +59,8 @@ mod store;
 
 pub use error::{Result, StoreError};
 pub use key::{
-    delete_keychain_entry, derive_passphrase_key, salt_path, Key, KeySource, KEYCHAIN_ACCOUNT,
+    abort_rotation, commit_rotation, delete_keychain_entry, derive_passphrase_key, keyid_path,
+    pending_key, prepare_rotation, salt_path, Key, KeySource, NewKey, KEYCHAIN_ACCOUNT,
     KEYCHAIN_SERVICE,
 };
 pub use store::{

@@ -853,6 +853,16 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a setting; a missing one is not an error.
+    pub async fn delete_setting(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM settings WHERE key = ?1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .at(&self.path)?;
+        Ok(())
+    }
+
     // --- the key ---------------------------------------------------------------------
 
     /// Re-encrypts the whole database with `new`, then checks that a fresh connection with

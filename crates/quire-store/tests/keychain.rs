@@ -109,3 +109,65 @@ fn a_locked_keychain_is_a_clear_error_and_no_key_is_made() {
     assert!(err.to_string().contains("passphrase"), "{err}");
     assert!(!db.exists(), "nothing is created without a key");
 }
+
+/// Key rotation through the real keychain: each database has its own entry (named by its
+/// `.keyid` file); rotating makes a new entry, re-encrypts, then drops the old entry; and
+/// switching to a passphrase and back works the same way.
+#[test]
+#[ignore = "needs a Secret Service; run by scripts/test.sh under dbus-run-session"]
+fn made_once_and_rotated_through_the_keychain() {
+    use quire_store::{commit_rotation, keyid_path, prepare_rotation, NewKey, KEYCHAIN_SERVICE};
+    let dir = TempDir::new().unwrap();
+    let db: PathBuf = dir.path().join("quire.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = KeySource::keychain_for(&db).unwrap().load(&db).unwrap();
+    let old_id = std::fs::read_to_string(keyid_path(&db)).unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&db, &first).await.unwrap();
+        store
+            .add_note("kept", "across rotations", &[])
+            .await
+            .unwrap();
+        let new = prepare_rotation(&db, NewKey::Keychain).unwrap();
+        assert_ne!(new, first);
+        store.rekey(&new).await.unwrap();
+        commit_rotation(&db).unwrap();
+        store.close().await;
+    });
+    let second = KeySource::keychain_for(&db).unwrap().load(&db).unwrap();
+    assert_ne!(second, first, "the keyid file now names the new entry");
+    assert_ne!(std::fs::read_to_string(keyid_path(&db)).unwrap(), old_id);
+    // The old entry is gone from the keychain.
+    let old = KeySource::keychain(KEYCHAIN_SERVICE, format!("database-key-{old_id}"));
+    assert_eq!(old.load(&db).unwrap_err().code(), "key_missing");
+
+    // To a passphrase and back to the keychain.
+    runtime.block_on(async {
+        let store = Store::open(&db, &second).await.unwrap();
+        let pass =
+            prepare_rotation(&db, NewKey::Passphrase("correct horse".to_string().into())).unwrap();
+        store.rekey(&pass).await.unwrap();
+        commit_rotation(&db).unwrap();
+        assert!(!keyid_path(&db).exists());
+        store.close().await;
+        let by_pass = KeySource::passphrase("correct horse".to_string().into(), &db)
+            .load(&db)
+            .unwrap();
+        let store = Store::open(&db, &by_pass).await.unwrap();
+        let back = prepare_rotation(&db, NewKey::Keychain).unwrap();
+        store.rekey(&back).await.unwrap();
+        commit_rotation(&db).unwrap();
+        store.close().await;
+        let third = KeySource::keychain_for(&db).unwrap().load(&db).unwrap();
+        assert_eq!(third, back);
+        let store = Store::open(&db, &third).await.unwrap();
+        assert_eq!(
+            store.list_notes().await.unwrap()[0].body,
+            "across rotations"
+        );
+        store.close().await;
+    });
+}
