@@ -1,5 +1,6 @@
 //! Quire's integration suite: one binary, one module per area.
 
+mod answer;
 mod cli;
 mod embedding;
 mod generation;

@@ -80,6 +80,33 @@ enum Command {
         #[command(subcommand)]
         command: DocsCommand,
     },
+    /// Ask a question of your documents: a short answer citing document and page, or
+    /// "I couldn't find this in your documents" with the closest passages
+    Ask {
+        question: String,
+        /// Continue this conversation (see `quire conversations list`)
+        #[arg(long, value_name = "ID")]
+        conversation: Option<i64>,
+        /// Passages to retrieve (those that fit the context are used)
+        #[arg(short, default_value_t = 6)]
+        k: usize,
+        #[command(flatten)]
+        model: ModelArg,
+        /// One JSON object {answer, citations, unsupported_sentences, refused, timings, ...}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Summarize a note or PDF (a file, or a library document id), in pieces when it is
+    /// longer than the context; meeting notes also get decisions, action items and open
+    /// questions
+    Summarize {
+        /// A file, or a document id from `quire docs list`
+        target: String,
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Search the library
     Search {
         query: String,
@@ -256,6 +283,22 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Answer quality over questions {"question", "file", "page", "evidence"} (file null:
+    /// not answerable) against the current library
+    Qa {
+        file: PathBuf,
+        /// Passages to retrieve per question
+        #[arg(short, default_value_t = 6)]
+        k: usize,
+        /// Only retrieval and the refusal decision (no model runs)
+        #[arg(long)]
+        retrieval_only: bool,
+        #[command(flatten)]
+        model: ModelArg,
+        /// Per-question results as well as the summary
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -347,6 +390,8 @@ struct GenerateArgs {
     #[arg(long)]
     json: bool,
 }
+
+mod answer;
 
 fn main() -> ExitCode {
     // Started as the isolated PDF reader: do that and nothing else.
@@ -471,6 +516,50 @@ fn run(cli: Cli) -> Result<()> {
         Command::Key { command } => {
             store_command(&data_dir, cli.passphrase, StoreCommand::Key(command))
         }
+        Command::Ask {
+            question,
+            conversation,
+            k,
+            model,
+            json,
+        } => answer::ask(answer::AskArgs {
+            data_dir: &data_dir,
+            passphrase: cli.passphrase,
+            model: model.model.as_deref(),
+            question: &question,
+            conversation,
+            k,
+            json,
+        }),
+        Command::Summarize {
+            target,
+            model,
+            json,
+        } => answer::summarize(
+            &data_dir,
+            cli.passphrase,
+            model.model.as_deref(),
+            &target,
+            json,
+        ),
+        Command::Eval {
+            command:
+                EvalCommand::Qa {
+                    file,
+                    k,
+                    retrieval_only,
+                    model,
+                    json,
+                },
+        } => answer::eval_qa(
+            &data_dir,
+            cli.passphrase,
+            model.model.as_deref(),
+            &file,
+            k,
+            retrieval_only,
+            json,
+        ),
         Command::Eval {
             command:
                 EvalCommand::Beir {

@@ -18,5 +18,6 @@ pub use embed::Embed;
 pub use error::{DocsError, Result};
 pub use index::{ChunkIndex, Hit, SearchMode};
 pub use library::{
-    DocEntry, DocStatus, IngestEvent, IngestReport, IngestSink, Library, LibraryOptions, PdfMode,
+    read_document, DocEntry, DocStatus, IngestEvent, IngestReport, IngestSink, Library,
+    LibraryOptions, PdfMode,
 };

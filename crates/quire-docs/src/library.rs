@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::chunk::{self, ChunkOptions, TokenCount};
+use crate::chunk::{self, ChunkOptions, Page, TokenCount};
 use crate::embed::{self, Embed};
 use crate::error::{DocsError, Result};
 use crate::index::{ChunkIndex, Hit, SearchMode};
@@ -256,6 +256,39 @@ impl Library {
     /// Documents indexed without it are embedded by the next ingest.
     pub fn set_embedder(&mut self, embedder: Arc<dyn Embed>) {
         self.embedder = Some(embedder);
+    }
+
+    /// The text of a document, page by page: `id_or_path` is a library document's id or
+    /// any note or PDF on disk. Read the same way ingest reads it.
+    pub fn read(&self, id_or_path: &str) -> Result<(String, Vec<Page>)> {
+        let path = self
+            .manifest
+            .docs
+            .get(id_or_path)
+            .map(|d| d.path.clone())
+            .unwrap_or_else(|| PathBuf::from(id_or_path));
+        read_document(&path, &self.options)
+    }
+
+    /// The embedding model, when set.
+    pub fn embedder(&self) -> Option<&Arc<dyn Embed>> {
+        self.embedder.as_ref()
+    }
+
+    /// The `k` best chunks for `query` by hybrid search (BM25 alone without an embedder),
+    /// with the best chunk's cosine similarity to the query: how close the library comes
+    /// to the question at all, for deciding whether it can be answered.
+    pub fn retrieve(&self, query: &str, k: usize) -> Result<(Vec<Hit>, Option<f32>)> {
+        let Some(embedder) = self.embedder.as_ref() else {
+            return Ok((self.index.search(query, k)?, None));
+        };
+        let q = embedder
+            .embed(&[query])
+            .map_err(DocsError::Embed)?
+            .pop()
+            .ok_or_else(|| DocsError::Embed("no vector".into()))?;
+        let top = self.index.search_dense(&q, 1)?.first().map(|h| h.score);
+        Ok((self.index.search_hybrid(query, &q, k)?, top))
     }
 
     /// The `k` best chunks for `query`.
@@ -555,6 +588,38 @@ impl Library {
 }
 
 /// sha256 of a file's bytes, read in blocks.
+/// The text of a note or PDF on disk, page by page, read as ingest reads it (PDFs by the
+/// isolated reader when `options` say so).
+pub fn read_document(path: &Path, options: &LibraryOptions) -> Result<(String, Vec<Page>)> {
+    let path = path.to_path_buf();
+    let is_pdf = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
+    if !is_pdf {
+        let n = note::read(&path)?;
+        return Ok((n.title, n.pages));
+    }
+    let limits = options.pdf_limits;
+    let result = match &options.pdf {
+        PdfMode::Isolated(exe) => pdf::extract_isolated(exe, &path, &limits, &mut |_, _| {}),
+        PdfMode::InProcess => pdf::extract(&path, &limits),
+    };
+    match (DocStatus::of_pdf(&result), result) {
+        (DocStatus::Indexed, Ok(text)) => {
+            let title = text.title.clone().unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            Ok((title, text.pages))
+        }
+        (status, _) => Err(DocsError::Format {
+            path,
+            reason: status.reason().unwrap_or("unreadable").to_string(),
+        }),
+    }
+}
+
 fn hash_file(path: &Path) -> Result<String> {
     use std::io::Read;
     let io = |source| DocsError::Io {

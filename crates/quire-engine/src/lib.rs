@@ -5,12 +5,14 @@
 //! encrypted store join it as their own modules. The engine never prints: tokens and
 //! progress go to sinks the caller supplies.
 
+pub mod answer;
 pub mod bench;
 pub mod chat;
 mod error;
 pub mod library;
 pub mod paths;
 pub mod store;
+pub mod summarize;
 
 use std::path::Path;
 

@@ -91,18 +91,11 @@ impl Model {
             });
         }
         let info = file.info()?;
-        let tokenizer = Tokenizer::from_gguf(&file)?;
-        let special_text = |key: &str| {
-            file.uint(key)
-                .and_then(|id| tokenizer.token_text(id as u32))
-                .unwrap_or("")
-                .to_string()
-        };
-        let template = ChatTemplate::from_gguf(
-            &file,
-            &special_text("tokenizer.ggml.bos_token_id"),
-            &special_text("tokenizer.ggml.eos_token_id"),
-        )?;
+        let ChatEncoder {
+            tokenizer,
+            template,
+            ..
+        } = ChatEncoder::from_gguf(&file, opts)?;
         let model_ctx = info.context_length.unwrap_or(4096) as usize;
         let context = opts
             .context_size
@@ -146,23 +139,7 @@ impl Model {
     /// The chat prompt as token ids, ready for [`Model::generate`]. Control tokens come only
     /// from the template: message content is always encoded as plain text.
     pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        let mut ids: Vec<u32> = self.tokenizer.bos_prefix().into_iter().collect();
-        for part in self.template.render_parts(messages, true)? {
-            match part {
-                PromptPart::Template(t) => {
-                    let mut t = t.as_str();
-                    // The template may print the BOS itself; do not add it twice.
-                    if let (Some(bos), false) = (self.tokenizer.bos_prefix(), ids.len() > 1) {
-                        if let Some(bos_text) = self.tokenizer.token_text(bos) {
-                            t = t.strip_prefix(bos_text).unwrap_or(t);
-                        }
-                    }
-                    ids.extend(self.tokenizer.encode(t, true)?);
-                }
-                PromptPart::Content(c) => ids.extend(self.tokenizer.encode(&c, false)?),
-            }
-        }
-        Ok(ids)
+        encode_chat(&self.tokenizer, &self.template, messages)
     }
 
     /// Generates after `prompt_ids`, streaming each token to `sink`.
@@ -311,6 +288,85 @@ fn sampling(p: &SamplingParams) -> Sampling {
             temperature,
         },
         (false, false) => Sampling::All { temperature },
+    }
+}
+
+fn encode_chat(
+    tokenizer: &Tokenizer,
+    template: &ChatTemplate,
+    messages: &[ChatMessage],
+) -> Result<Vec<u32>> {
+    let mut ids: Vec<u32> = tokenizer.bos_prefix().into_iter().collect();
+    for part in template.render_parts(messages, true)? {
+        match part {
+            PromptPart::Template(t) => {
+                let mut t = t.as_str();
+                // The template may print the BOS itself; do not add it twice.
+                if let (Some(bos), false) = (tokenizer.bos_prefix(), ids.len() > 1) {
+                    if let Some(bos_text) = tokenizer.token_text(bos) {
+                        t = t.strip_prefix(bos_text).unwrap_or(t);
+                    }
+                }
+                ids.extend(tokenizer.encode(t, true)?);
+            }
+            PromptPart::Content(c) => ids.extend(tokenizer.encode(&c, false)?),
+        }
+    }
+    Ok(ids)
+}
+
+/// A model's tokenizer and chat template without its weights: enough to measure prompts
+/// (context packing, tests) in milliseconds.
+pub struct ChatEncoder {
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    context: usize,
+}
+
+impl ChatEncoder {
+    /// Reads the tokenizer and template of the GGUF at `path`.
+    pub fn open(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        Self::from_gguf(&GgufFile::open(path)?, opts)
+    }
+
+    fn from_gguf(file: &GgufFile, opts: &LoadOptions) -> Result<Self> {
+        let tokenizer = Tokenizer::from_gguf(file)?;
+        let special_text = |key: &str| {
+            file.uint(key)
+                .and_then(|id| tokenizer.token_text(id as u32))
+                .unwrap_or("")
+                .to_string()
+        };
+        let template = ChatTemplate::from_gguf(
+            file,
+            &special_text("tokenizer.ggml.bos_token_id"),
+            &special_text("tokenizer.ggml.eos_token_id"),
+        )?;
+        let model_ctx = file.info()?.context_length.unwrap_or(4096) as usize;
+        let context = opts
+            .context_size
+            .unwrap_or(LoadOptions::DEFAULT_MAX_CONTEXT)
+            .min(model_ctx)
+            .max(16);
+        Ok(Self {
+            tokenizer,
+            template,
+            context,
+        })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The context window a model loaded with the same options would have.
+    pub fn context_size(&self) -> usize {
+        self.context
+    }
+
+    /// As [`Model::encode_chat`].
+    pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        encode_chat(&self.tokenizer, &self.template, messages)
     }
 }
 

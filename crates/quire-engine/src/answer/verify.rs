@@ -1,0 +1,162 @@
+//! Checking an answer against its sources: each sentence is supported when a passage it
+//! cites says the same thing — enough of its content words appear in one or two
+//! consecutive source sentences (lexical support), or a source sentence means nearly the
+//! same (MiniLM cosine) and shares some of its words.
+
+use std::collections::HashSet;
+
+use quire_docs::Embed;
+
+use super::cite::CitedSentence;
+use super::pack::Source;
+use super::text;
+
+/// Share of a sentence's content words a source window must hold on its own.
+pub const LEXICAL_SUPPORT: f32 = 0.6;
+/// Cosine a source sentence must reach, together with [`SEMANTIC_MIN_OVERLAP`].
+pub const SEMANTIC_SUPPORT: f32 = 0.72;
+pub const SEMANTIC_MIN_OVERLAP: f32 = 0.25;
+
+/// The verdict on one answer sentence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SentenceCheck {
+    pub text: String,
+    /// Sources the sentence cites after checking (a citation that does not hold is
+    /// replaced by the source that does, marked `inferred`).
+    pub cites: Vec<usize>,
+    pub supported: bool,
+    /// Whether `cites` was filled in or corrected by the engine rather than the model.
+    pub inferred: bool,
+    /// The best supporting passage: source number and byte range in its text.
+    pub quote: Option<(usize, (usize, usize))>,
+    pub lexical: f32,
+    pub semantic: Option<f32>,
+}
+
+struct Window {
+    source: usize,
+    range: (usize, usize),
+    terms: HashSet<String>,
+    /// Indices into the sentence embeddings.
+    sentences: Vec<usize>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Checks every sentence of an answer against the sources.
+pub fn check(
+    sentences: &[CitedSentence],
+    sources: &[Source],
+    embed: Option<&dyn Embed>,
+) -> Vec<SentenceCheck> {
+    // Source sentences, singly and in adjacent pairs.
+    let mut windows: Vec<Window> = Vec::new();
+    let mut sentence_texts: Vec<&str> = Vec::new();
+    for s in sources {
+        let ranges = text::sentences(&s.text);
+        let first = sentence_texts.len();
+        for &(a, b) in &ranges {
+            sentence_texts.push(&s.text[a..b]);
+        }
+        for (i, &(a, b)) in ranges.iter().enumerate() {
+            windows.push(Window {
+                source: s.n,
+                range: (a, b),
+                terms: text::term_set(&s.text[a..b]),
+                sentences: vec![first + i],
+            });
+            if let Some(&(_, b2)) = ranges.get(i + 1) {
+                windows.push(Window {
+                    source: s.n,
+                    range: (a, b2),
+                    terms: text::term_set(&s.text[a..b2]),
+                    sentences: vec![first + i, first + i + 1],
+                });
+            }
+        }
+    }
+    let claims: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
+    let vectors = embed.and_then(|e| {
+        let mut all: Vec<&str> = sentence_texts.clone();
+        all.extend(&claims);
+        e.embed(&all).ok()
+    });
+    let (source_vecs, claim_vecs) = match &vectors {
+        Some(v) if v.len() == sentence_texts.len() + claims.len() => {
+            let (a, b) = v.split_at(sentence_texts.len());
+            (Some(a), Some(b))
+        }
+        _ => (None, None),
+    };
+
+    sentences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let terms = text::term_set(&s.text);
+            let score = |w: &Window| -> (f32, Option<f32>) {
+                let lex = text::coverage(&terms, &w.terms);
+                let sem = match (source_vecs, claim_vecs) {
+                    (Some(sv), Some(cv)) => w
+                        .sentences
+                        .iter()
+                        .map(|&j| cosine(&cv[i], &sv[j]))
+                        .fold(None, |m: Option<f32>, c| Some(m.map_or(c, |m| m.max(c)))),
+                    _ => None,
+                };
+                (lex, sem)
+            };
+            let supports = |(lex, sem): (f32, Option<f32>)| {
+                lex >= LEXICAL_SUPPORT
+                    || sem.is_some_and(|c| c >= SEMANTIC_SUPPORT && lex >= SEMANTIC_MIN_OVERLAP)
+            };
+            let rank = |(lex, sem): (f32, Option<f32>)| lex + sem.unwrap_or(lex);
+            let best_among = |allowed: &dyn Fn(usize) -> bool| {
+                windows
+                    .iter()
+                    .filter(|w| allowed(w.source))
+                    .map(|w| (w, score(w)))
+                    .max_by(|a, b| rank(a.1).total_cmp(&rank(b.1)))
+            };
+            if terms.is_empty() {
+                // "Yes." or a refusal line: nothing to check.
+                return SentenceCheck {
+                    text: s.text.clone(),
+                    cites: s.cites.clone(),
+                    supported: true,
+                    inferred: false,
+                    quote: None,
+                    lexical: 1.0,
+                    semantic: None,
+                };
+            }
+            let cited = (!s.cites.is_empty())
+                .then(|| best_among(&|n| s.cites.contains(&n)))
+                .flatten();
+            let (cites, inferred, best) = match cited {
+                Some((w, sc)) if supports(sc) => (s.cites.clone(), false, Some((w, sc))),
+                _ => match best_among(&|_| true) {
+                    Some((w, sc)) if supports(sc) => (vec![w.source], true, Some((w, sc))),
+                    _ => (
+                        s.cites.clone(),
+                        false,
+                        cited.or_else(|| best_among(&|_| true)),
+                    ),
+                },
+            };
+            let supported = best.as_ref().is_some_and(|(_, sc)| supports(*sc));
+            let (lexical, semantic) = best.as_ref().map(|(_, sc)| *sc).unwrap_or((0.0, None));
+            SentenceCheck {
+                text: s.text.clone(),
+                cites,
+                supported,
+                inferred,
+                quote: best.map(|(w, _)| (w.source, w.range)),
+                lexical,
+                semantic,
+            }
+        })
+        .collect()
+}
