@@ -150,7 +150,7 @@ fn packing_never_exceeds_the_window_over_random_passages() {
 #[test]
 fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
     let (_, lib) = library();
-    let lib = lib.lock().expect("lock");
+    let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
     let (hits, cos) = lib
         .retrieve("heart failure programme patient experiences", 4)
         .expect("retrieve");
@@ -187,6 +187,7 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
         query: String::new(),
         evidence: answer::evidence("q", &hits, cos),
         sentences: vec![],
+        draft: None,
         stop: None,
         timings: Default::default(),
     };
@@ -228,7 +229,7 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
 #[test]
 fn a_question_the_library_cannot_answer_is_refused_with_the_closest_passages() {
     let (_, lib) = library();
-    let lib = lib.lock().expect("lock");
+    let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
     let mut model = smol(None);
     let mut events = Vec::new();
     let ans = answer::ask(
@@ -257,8 +258,10 @@ fn a_question_the_library_cannot_answer_is_refused_with_the_closest_passages() {
     );
     assert_eq!(events, vec!["sources:true", "done"]);
 
-    // An answerable question is not refused, streams sources before tokens, and cites
-    // only sources it was given.
+    // A question the library is close to goes to the model: sources stream first, then
+    // tokens, then the answer; whatever the small model writes, it is either grounded
+    // (citations only to the sources given) or withheld as a refusal with its draft
+    // kept aside — never shown as an answer with nothing behind it.
     let mut order = Vec::new();
     let ans = answer::ask(
         &mut model,
@@ -276,17 +279,34 @@ fn a_question_the_library_cannot_answer_is_refused_with_the_closest_passages() {
         },
     )
     .expect("ask");
-    assert!(!ans.refused, "{ans:?}");
+    assert!(
+        ans.timings.completion_tokens > 0,
+        "the gate let it through: {ans:?}"
+    );
     assert_eq!(order.first(), Some(&'s'));
+    assert_eq!(order.get(1), Some(&'t'));
     assert_eq!(order.last(), Some(&'d'));
     assert!(ans.citations.iter().all(|c| c.n <= ans.sources.len()));
     assert!(ans.timings.ttft_ms > 0 && ans.timings.total_ms >= ans.timings.ttft_ms);
+    if ans.refused {
+        assert_eq!(ans.answer, REFUSAL);
+        assert!(
+            ans.draft.is_some()
+                && ans
+                    .sentences
+                    .iter()
+                    .all(|c| !c.supported || c.quote.is_none())
+        );
+        assert!(ans.citations.is_empty());
+    } else {
+        assert!(ans.sentences.iter().any(|c| c.supported), "{ans:?}");
+    }
 }
 
 #[test]
 fn instructions_inside_a_document_change_neither_the_prompt_nor_the_citations() {
     let (_, lib) = library();
-    let lib = lib.lock().expect("lock");
+    let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
     let enc = encoder(8192);
     let (hits, _) = lib
         .retrieve("infusion pump cardiology ward nurses", 6)
@@ -321,6 +341,7 @@ fn instructions_inside_a_document_change_neither_the_prompt_nor_the_citations() 
         query: String::new(),
         evidence: Default::default(),
         sentences: vec![],
+        draft: None,
         stop: None,
         timings: Default::default(),
     };
@@ -360,7 +381,7 @@ fn instructions_inside_a_document_change_neither_the_prompt_nor_the_citations() 
 #[test]
 fn a_cancelled_answer_leaves_the_stored_conversation_consistent() {
     let (_, lib) = library();
-    let lib = lib.lock().expect("lock");
+    let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("answer-cancel");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -560,7 +581,17 @@ fn ask_and_summarize_from_the_command_line() {
     for key in ["retrieval_ms", "ttft_ms", "total_ms"] {
         assert!(v["timings"][key].as_u64().is_some(), "{key}: {out}");
     }
-    assert_eq!(v["refused"], false, "{out}");
+    // Answered with citations, or withheld with the closest passages and the draft.
+    if v["refused"] == true {
+        assert!(
+            v["sources"].as_array().is_some_and(|s| !s.is_empty()),
+            "{out}"
+        );
+        assert!(
+            v["citations"].as_array().is_some_and(|c| c.is_empty()),
+            "{out}"
+        );
+    }
     for c in v["citations"].as_array().expect("array") {
         for key in ["n", "doc_id", "path", "page", "span", "quote"] {
             assert!(c.get(key).is_some(), "{key}: {c}");
@@ -568,7 +599,7 @@ fn ask_and_summarize_from_the_command_line() {
     }
     // The exchange is in the store.
     let list = run(&["conversations", "list", "--json"]);
-    assert!(list.contains("10 year celebration"), "{list}");
+    assert!(list.contains("the Rust 10 year"), "{list}");
 
     let out = run(&["summarize", path_str(&note), "--json"]);
     let s: serde_json::Value = serde_json::from_str(&out).expect("json");

@@ -156,8 +156,39 @@ fn nothing_ingested_or_written_is_readable_on_disk() {
     let (ok, hits, _) = run(&data, pass, &["search", "thromboprophylaxis", "--json"]);
     assert!(ok && hits.contains("paper.pdf"), "{hits}");
 
+    // A question and its answer go to the store.
+    let (ok, out, err) = run(
+        &data,
+        pass,
+        &[
+            "ask",
+            "What is the plan for patient okapi-5531, asks ibis-3090?",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let answer_text = answer["answer"].as_str().expect("answer").to_string();
+    let (ok, list, _) = run(&data, pass, &["conversations", "search", "ibis-3090"]);
+    assert!(
+        ok && list.contains("okapi-5531"),
+        "the question is stored: {list}"
+    );
+    // A stretch of the answer as stored (the longest run of plain words in it).
+    let answer_piece: String = answer_text
+        .split(['[', ']'])
+        .max_by_key(|s| s.len())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(40)
+        .collect();
+    assert!(answer_piece.len() >= 12, "{answer_text}");
+
     let bytes = all_bytes(&data);
     for phrase in [
+        answer_piece.as_str(),
+        "ibis-3090",
         "okapi-5531",
         "quetiapine",
         "heron-2207",

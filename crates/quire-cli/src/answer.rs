@@ -81,6 +81,7 @@ pub fn ask(a: AskArgs) -> Result<()> {
             "sources": ans.sources,
             "query": ans.query,
             "evidence": ans.evidence,
+            "draft": ans.draft,
             "stop": ans.stop,
             "timings": ans.timings,
         });
@@ -89,6 +90,9 @@ pub fn ask(a: AskArgs) -> Result<()> {
     }
     println!();
     if ans.refused {
+        if ans.draft.is_some() {
+            println!("\n(Nothing in the answer above is supported by your documents, so Quire withholds it.)");
+        }
         println!("\n{}", ans.answer);
         if !ans.sources.is_empty() {
             println!("\nThe closest passages:");
@@ -278,7 +282,7 @@ pub fn eval_qa(
                 .is_some_and(|f| Path::new(path).ends_with(f))
                 && Some(page) == it.page
         };
-        let (top5, cosine) = lib.retrieve(&it.question, 5)?;
+        let (top5, cosine) = answer::retrieve(&lib, &it.question, 5)?;
         let hit = top5.iter().any(|h| holds(&h.path, h.page));
         let evidence = answer::evidence(&it.question, &top5, cosine);
         let (refused, cited, ans) = match model.as_mut() {
@@ -317,6 +321,8 @@ pub fn eval_qa(
             "answer": ans.as_ref().map(|a| a.answer.clone()),
             "citations": ans.as_ref().map(|a| a.citations.iter().map(|c| serde_json::json!({"n": c.n, "path": c.path, "page": c.page, "inferred": c.inferred})).collect::<Vec<_>>()),
             "unsupported_sentences": ans.as_ref().map(|a| a.unsupported_sentences.clone()),
+            "draft": ans.as_ref().and_then(|a| a.draft.clone()),
+            "sentences": ans.as_ref().map(|a| a.sentences.iter().map(|c| serde_json::json!({"text": c.text, "supported": c.supported, "lexical": c.lexical, "semantic": c.semantic})).collect::<Vec<_>>()),
             "timings": ans.as_ref().map(|a| a.timings),
         }));
     }
