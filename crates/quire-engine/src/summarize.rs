@@ -336,6 +336,12 @@ fn strip_markup(s: &str) -> String {
         Some(i) if s.ends_with(')') && i > 0 => &s[..i],
         _ => s,
     };
+    // "\"Guests to invite\" leadership-council#158" → "Guests to invite"
+    if let Some(rest) = s.strip_prefix('"') {
+        if let Some(end) = rest.find('"').filter(|&e| e > 0) {
+            return rest[..end].trim().to_string();
+        }
+    }
     s.trim().to_string()
 }
 
@@ -576,7 +582,7 @@ mod tests {
 
     #[test]
     fn minutes_yield_decisions_actions_and_questions_with_their_section() {
-        let text = "# 2024-05-24\n\n## Notes\n\n- Agenda items\n    - [NEW] Rust 10 year celebration (Jack **Time**: 15 Minutes)\n        - **Discussion**:\n            - Mark: So what are we actually deciding?\n            - **Decision**: Mara will ask RustNL to talk with the Foundation by next meeting.\n    - [NEW] Council performance review\n        - Eric Huss will coordinate kicking off the survey.\n        - How do we gather feedback from the wider project?\n";
+        let text = "# 2024-05-24\n\n## Notes\n\n- Agenda items\n    - [NEW] Rust 10 year celebration (Jack **Time**: 15 Minutes)\n        - **Discussion**:\n            - Mark: So what are we actually deciding?\n            - **Decision**: Mara will ask RustNL to talk with the Foundation by next meeting.\n    - [NEW] \"Council performance review\" leadership-council#160\n        - Eric Huss will coordinate kicking off the survey.\n        - How do we gather feedback from the wider project?\n";
         let pages = vec![Page {
             number: 1,
             text: text.into(),
