@@ -157,16 +157,7 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
     let sources: Vec<pack::Source> = hits
         .iter()
         .enumerate()
-        .map(|(i, h)| pack::Source {
-            n: i + 1,
-            doc_id: h.doc_id.clone(),
-            path: h.path.clone(),
-            title: h.title.clone(),
-            page: h.page,
-            span: h.span,
-            text: h.text.clone(),
-            score: h.score,
-        })
+        .map(|(i, h)| pack::Source::from_hit(i + 1, h))
         .collect();
     // The model "answers" by copying a sentence of source 2, citing [2], then cites a
     // source that does not exist.
@@ -177,20 +168,11 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
         .expect("a sentence");
     let copied = &s2[a..b];
     let generated = format!("{copied} [2]. Patients loved it [9].");
-    let mut ans = answer::Answer {
-        answer: String::new(),
-        citations: vec![],
-        unsupported_sentences: vec![],
-        refused: false,
-        invalid_citations: 0,
-        sources: sources.clone(),
-        query: String::new(),
-        evidence: answer::evidence("q", &hits, cos),
-        sentences: vec![],
-        draft: None,
-        stop: None,
-        timings: Default::default(),
-    };
+    let mut ans = answer::Answer::new(
+        String::new(),
+        answer::evidence("q", &hits, cos),
+        sources.clone(),
+    );
     answer::finish(&mut ans, &generated, &lib);
     assert_eq!(ans.invalid_citations, 1, "{ans:?}");
     assert!(!ans.answer.contains("[9]"), "{}", ans.answer);
@@ -331,20 +313,7 @@ fn instructions_inside_a_document_change_neither_the_prompt_nor_the_citations() 
     let im_start = enc.tokenizer().token_id("<|im_start|>").expect("special");
     assert_eq!(p.prompt_ids.iter().filter(|&&t| t == im_start).count(), 3);
     // A model obeying the document and citing [7] (no such source) is corrected.
-    let mut ans = answer::Answer {
-        answer: String::new(),
-        citations: vec![],
-        unsupported_sentences: vec![],
-        refused: false,
-        invalid_citations: 0,
-        sources: p.sources.clone(),
-        query: String::new(),
-        evidence: Default::default(),
-        sentences: vec![],
-        draft: None,
-        stop: None,
-        timings: Default::default(),
-    };
+    let mut ans = answer::Answer::new(String::new(), Default::default(), p.sources.clone());
     let n = p.sources.len();
     assert!(n < 7);
     answer::finish(&mut ans, "The dose is 500 mg [7].", &lib);

@@ -8,18 +8,8 @@ use std::path::Path;
 use quire_tests::{quire, TempDir};
 
 fn run(data: &Path, pass: Option<&str>, args: &[&str]) -> (bool, String, String) {
-    let mut c = quire();
-    c.arg("--data-dir").arg(data).args(args);
-    match pass {
-        Some(p) => c.env("QUIRE_PASSPHRASE", p),
-        None => c.env_remove("QUIRE_PASSPHRASE"),
-    };
-    let out = c.output().expect("run quire");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let envs: Vec<(&str, &str)> = pass.map(|p| ("QUIRE_PASSPHRASE", p)).into_iter().collect();
+    run_env(data, &envs, args)
 }
 
 fn all_bytes(dir: &Path) -> Vec<u8> {

@@ -10,12 +10,6 @@ use quire_engine::summarize::{self, SummarizeOptions, SummaryEvent};
 use quire_engine::CancelToken;
 use serde::Deserialize;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 fn ask_options(k: usize) -> AskOptions {
     AskOptions {
         k,
@@ -34,7 +28,7 @@ pub struct AskArgs<'a> {
 }
 
 pub fn ask(a: AskArgs) -> Result<()> {
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let mode = crate::key_mode(a.passphrase)?;
     let store = rt.block_on(quire_engine::store::open(a.data_dir, &mode))?;
     let key = rt.block_on(quire_engine::store::index_key(a.data_dir, &store))?;

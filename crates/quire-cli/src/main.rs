@@ -1025,18 +1025,32 @@ fn key_mode(passphrase: bool) -> Result<quire_engine::store::KeyMode> {
     if !std::io::stdin().is_terminal() {
         bail!("--passphrase needs a terminal to ask for it, or set QUIRE_PASSPHRASE");
     }
-    eprint!("Passphrase: ");
+    let p = prompt_secret("Passphrase: ")?;
+    if p.is_empty() {
+        bail!("an empty passphrase would not protect anything");
+    }
+    Ok(KeyMode::Passphrase(p))
+}
+
+/// Reads a line from the terminal with echo off.
+fn prompt_secret(prompt: &str) -> Result<zeroize::Zeroizing<String>> {
+    eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let echo = EchoOff::new();
     let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin().read_line(&mut line)?;
     drop(echo);
     eprintln!();
-    let p = line.trim_end_matches(['\r', '\n']).to_string();
-    if p.is_empty() {
-        bail!("an empty passphrase would not protect anything");
-    }
-    Ok(KeyMode::Passphrase(zeroize::Zeroizing::new(p)))
+    Ok(zeroize::Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
+}
+
+/// A runtime for the store's async calls (the CLI is otherwise synchronous).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// The passphrase to rotate to: $QUIRE_NEW_PASSPHRASE, else typed twice at a prompt.
@@ -1050,23 +1064,11 @@ fn new_passphrase() -> Result<zeroize::Zeroizing<String>> {
     if !std::io::stdin().is_terminal() {
         bail!("the new passphrase needs a terminal to ask for it, or set QUIRE_NEW_PASSPHRASE");
     }
-    let ask = |prompt: &str| -> Result<zeroize::Zeroizing<String>> {
-        eprint!("{prompt}");
-        let _ = std::io::stderr().flush();
-        let echo = EchoOff::new();
-        let mut line = zeroize::Zeroizing::new(String::new());
-        std::io::stdin().read_line(&mut line)?;
-        drop(echo);
-        eprintln!();
-        Ok(zeroize::Zeroizing::new(
-            line.trim_end_matches(['\r', '\n']).to_string(),
-        ))
-    };
-    let first = ask("New passphrase: ")?;
+    let first = prompt_secret("New passphrase: ")?;
     if first.is_empty() {
         bail!("an empty passphrase would not protect anything");
     }
-    if *ask("Again: ")? != *first {
+    if *prompt_secret("Again: ")? != *first {
         bail!("the two passphrases differ; nothing was changed");
     }
     Ok(first)
@@ -1114,9 +1116,7 @@ impl Drop for EchoOff {
 fn store_command(data_dir: &Path, passphrase: bool, cmd: StoreCommand) -> Result<()> {
     let mode = key_mode(passphrase)?;
     let mode_name = mode.name();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     if let StoreCommand::Key(KeyCommand::Rotate {
         to_passphrase,
         to_keychain,

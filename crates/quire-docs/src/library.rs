@@ -503,13 +503,7 @@ impl Library {
                     pages_total: total,
                 })
             };
-            let limits = self.options.pdf_limits;
-            let result = match &self.options.pdf {
-                PdfMode::Isolated(exe) => pdf::extract_isolated(exe, path, &limits, &mut progress),
-                PdfMode::InProcess => pdf::extract(path, &limits).inspect(|t| {
-                    progress(t.pages.len(), t.total_pages);
-                }),
-            };
+            let result = extract_pdf(&self.options, path, &mut progress);
             let text = match (DocStatus::of_pdf(&result), result) {
                 (DocStatus::Indexed, Ok(text)) => text,
                 (status, result) => {
@@ -588,6 +582,22 @@ impl Library {
 }
 
 /// sha256 of a file's bytes, read in blocks.
+/// A PDF's text the way `options` say to read it (isolated or in process), with progress
+/// as pages done of total.
+fn extract_pdf(
+    options: &LibraryOptions,
+    path: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> std::result::Result<PdfText, PdfProblem> {
+    let limits = options.pdf_limits;
+    match &options.pdf {
+        PdfMode::Isolated(exe) => pdf::extract_isolated(exe, path, &limits, progress),
+        PdfMode::InProcess => pdf::extract(path, &limits).inspect(|t| {
+            progress(t.pages.len(), t.total_pages);
+        }),
+    }
+}
+
 /// The text of a note or PDF on disk, page by page, read as ingest reads it (PDFs by the
 /// isolated reader when `options` say so).
 pub fn read_document(path: &Path, options: &LibraryOptions) -> Result<(String, Vec<Page>)> {
@@ -599,11 +609,7 @@ pub fn read_document(path: &Path, options: &LibraryOptions) -> Result<(String, V
         let n = note::read(&path)?;
         return Ok((n.title, n.pages));
     }
-    let limits = options.pdf_limits;
-    let result = match &options.pdf {
-        PdfMode::Isolated(exe) => pdf::extract_isolated(exe, &path, &limits, &mut |_, _| {}),
-        PdfMode::InProcess => pdf::extract(&path, &limits),
-    };
+    let result = extract_pdf(options, &path, &mut |_, _| {});
     match (DocStatus::of_pdf(&result), result) {
         (DocStatus::Indexed, Ok(text)) => {
             let title = text.title.clone().unwrap_or_else(|| {

@@ -138,37 +138,12 @@ pub async fn rotate(data_dir: &Path, mode: &KeyMode, to: NewKey) -> Result<()> {
 const INDEX_KEY: &str = "index.key";
 const INDEX_KEY_NEXT: &str = "index.key.next";
 
-fn to_hex(key: &[u8; 32]) -> Zeroizing<String> {
-    let mut s = Zeroizing::new(String::with_capacity(64));
-    for b in key {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-fn from_hex(text: &str) -> Option<Zeroizing<[u8; 32]>> {
-    let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = Zeroizing::new([0u8; 32]);
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-fn random_key() -> Result<Zeroizing<[u8; 32]>> {
-    let key = Key::generate()?;
-    Ok(key.derive_subkey("search index"))
-}
-
-async fn stored_key(store: &Store, name: &str) -> Result<Option<Zeroizing<[u8; 32]>>> {
+async fn stored_key(store: &Store, name: &str) -> Result<Option<Key>> {
     Ok(store
         .get_setting(name)
         .await?
         .map(Zeroizing::new)
-        .and_then(|s| from_hex(&s)))
+        .and_then(|s| Key::from_hex(&s)))
 }
 
 /// The key that seals the search index, kept in the store (made at first use).
@@ -183,23 +158,23 @@ pub async fn index_key(data_dir: &Path, store: &Store) -> Result<Zeroizing<[u8; 
         source,
     })?;
     if let Some(next) = stored_key(store, INDEX_KEY_NEXT).await? {
-        if quire_docs::sealed::opens_with(&dir, &next) {
-            store.set_setting(INDEX_KEY, &to_hex(&next)).await?;
+        if quire_docs::sealed::opens_with(&dir, next.as_bytes()) {
+            store.set_setting(INDEX_KEY, &next.to_hex()).await?;
         }
         store.delete_setting(INDEX_KEY_NEXT).await?;
     }
     if let Some(key) = stored_key(store, INDEX_KEY).await? {
-        return Ok(key);
+        return Ok(Zeroizing::new(*key.as_bytes()));
     }
-    let key = random_key()?;
+    let key = Key::generate()?;
     if quire_docs::sealed::is_sealed_index(&dir) {
         std::fs::remove_dir_all(&dir).map_err(|source| EngineError::Io {
             path: dir.clone(),
             source,
         })?;
     }
-    store.set_setting(INDEX_KEY, &to_hex(&key)).await?;
-    Ok(key)
+    store.set_setting(INDEX_KEY, &key.to_hex()).await?;
+    Ok(Zeroizing::new(*key.as_bytes()))
 }
 
 /// Re-seals every index file under a new random key: written beside the index, swapped
@@ -211,10 +186,10 @@ pub async fn reseal_index(data_dir: &Path, store: &Store) -> Result<()> {
     if !quire_docs::sealed::is_sealed_index(&dir) {
         return Ok(());
     }
-    let new = random_key()?;
-    store.set_setting(INDEX_KEY_NEXT, &to_hex(&new)).await?;
+    let new = Key::generate()?;
+    store.set_setting(INDEX_KEY_NEXT, &new.to_hex()).await?;
     let d = dir.clone();
-    let (o, n) = (old.clone(), new.clone());
+    let (o, n) = (old.clone(), Zeroizing::new(*new.as_bytes()));
     tokio::task::spawn_blocking(move || quire_docs::sealed::reseal(&d, &o, &n))
         .await
         .map_err(|e| EngineError::Io {
@@ -225,7 +200,7 @@ pub async fn reseal_index(data_dir: &Path, store: &Store) -> Result<()> {
             path: dir.clone(),
             source,
         })?;
-    store.set_setting(INDEX_KEY, &to_hex(&new)).await?;
+    store.set_setting(INDEX_KEY, &new.to_hex()).await?;
     store.delete_setting(INDEX_KEY_NEXT).await?;
     Ok(())
 }

@@ -42,7 +42,11 @@ impl Key {
         Ok(Key(bytes))
     }
 
-    /// Lower-case hex, 64 characters.
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// A key for another purpose (the sealed search index), derived one-way from this
     /// one: SHA-256 over a label and the key.
     pub fn derive_subkey(&self, label: &str) -> Zeroizing<[u8; 32]> {
@@ -55,7 +59,8 @@ impl Key {
         Zeroizing::new(h.finalize().into())
     }
 
-    pub(crate) fn to_hex(&self) -> Zeroizing<String> {
+    /// Lower-case hex, 64 characters.
+    pub fn to_hex(&self) -> Zeroizing<String> {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         // Sized up front so the string never reallocates and leaves a copy behind.
         let mut hex = Zeroizing::new(String::with_capacity(64));
@@ -67,7 +72,7 @@ impl Key {
     }
 
     /// Parses 64 hex digits (either case, surrounding whitespace ignored).
-    pub(crate) fn from_hex(text: &str) -> Option<Key> {
+    pub fn from_hex(text: &str) -> Option<Key> {
         let text = text.trim().as_bytes();
         if text.len() != 64 {
             return None;
@@ -261,10 +266,7 @@ fn read_or_create_salt(
     if let Some(dir) = salt_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
     }
-    let mut salt = [0u8; SALT_LEN];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut salt)
-        .map_err(|e| StoreError::Entropy(e.to_string()))?;
+    let salt: [u8; SALT_LEN] = random_bytes()?;
     let _ = fs::remove_file(salt_path);
     let created = OpenOptions::new()
         .write(true)
@@ -319,11 +321,17 @@ fn account_for(id: &str) -> String {
     format!("{KEYCHAIN_ACCOUNT}-{id}")
 }
 
-fn random_id() -> Result<String> {
-    let mut bytes = [0u8; 8];
+/// `N` bytes from the operating system's random number generator.
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
     rand::rngs::OsRng
         .try_fill_bytes(&mut bytes)
         .map_err(|e| StoreError::Entropy(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn random_id() -> Result<String> {
+    let bytes: [u8; 8] = random_bytes()?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -433,10 +441,7 @@ pub fn prepare_rotation(db_path: &Path, new: NewKey) -> Result<Key> {
             Ok(key)
         }
         NewKey::Passphrase(passphrase) => {
-            let mut salt = [0u8; SALT_LEN];
-            rand::rngs::OsRng
-                .try_fill_bytes(&mut salt)
-                .map_err(|e| StoreError::Entropy(e.to_string()))?;
+            let salt: [u8; SALT_LEN] = random_bytes()?;
             let key = derive_passphrase_key(&passphrase, &salt)?;
             write_synced(&pending(&salt_path(db_path)), &salt)?;
             Ok(key)

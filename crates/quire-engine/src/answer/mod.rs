@@ -154,6 +154,26 @@ pub struct Answer {
     pub timings: AnswerTimings,
 }
 
+impl Answer {
+    /// An answer not yet written, to `query` from `sources`: what [`finish`] fills in.
+    pub fn new(query: String, evidence: Evidence, sources: Vec<Source>) -> Self {
+        Self {
+            answer: String::new(),
+            citations: Vec::new(),
+            unsupported_sentences: Vec::new(),
+            refused: false,
+            invalid_citations: 0,
+            sources,
+            query,
+            evidence,
+            sentences: Vec::new(),
+            draft: None,
+            stop: None,
+            timings: AnswerTimings::default(),
+        }
+    }
+}
+
 /// What an answer streams, in this order: sources (at once after retrieval), tokens, the
 /// finished answer.
 #[derive(Debug, Clone, Serialize)]
@@ -323,23 +343,8 @@ pub fn ask(
     let (hits, top_cosine) = retrieve(lib, &query, opts.k.max(1))?;
     let evidence = evidence(&query, &hits, top_cosine);
     let retrieval_ms = ms(started);
-    let mut answer = Answer {
-        answer: String::new(),
-        citations: Vec::new(),
-        unsupported_sentences: Vec::new(),
-        refused: false,
-        invalid_citations: 0,
-        sources: Vec::new(),
-        query,
-        evidence,
-        sentences: Vec::new(),
-        draft: None,
-        stop: None,
-        timings: AnswerTimings {
-            retrieval_ms,
-            ..AnswerTimings::default()
-        },
-    };
+    let mut answer = Answer::new(query, evidence, Vec::new());
+    answer.timings.retrieval_ms = retrieval_ms;
 
     if hits.is_empty() || opts.refusal.refuses(&evidence) {
         answer.refused = true;
@@ -348,7 +353,7 @@ pub fn ask(
             .iter()
             .take(3)
             .enumerate()
-            .map(|(i, h)| closest(i + 1, h))
+            .map(|(i, h)| Source::from_hit(i + 1, h))
             .collect();
         sink(&AnswerEvent::Sources {
             sources: &answer.sources,
@@ -395,19 +400,6 @@ pub fn ask(
     answer.timings.total_ms = ms(started);
     sink(&AnswerEvent::Done { answer: &answer });
     Ok(answer)
-}
-
-fn closest(n: usize, h: &Hit) -> Source {
-    Source {
-        n,
-        doc_id: h.doc_id.clone(),
-        path: h.path.clone(),
-        title: h.title.clone(),
-        page: h.page,
-        span: h.span,
-        text: h.text.clone(),
-        score: h.score,
-    }
 }
 
 /// Turns the model's text into the answer: refusal detected, citations resolved against

@@ -67,7 +67,8 @@ pub struct Source {
 }
 
 impl Source {
-    fn from_hit(n: usize, h: &Hit) -> Self {
+    /// Passage `h` as source `[n]`.
+    pub fn from_hit(n: usize, h: &Hit) -> Self {
         Self {
             n,
             doc_id: h.doc_id.clone(),

@@ -164,7 +164,7 @@ const STOPWORDS: &[&str] = &[
 ];
 
 fn is_stopword(w: &str) -> bool {
-    STOPWORDS.binary_search(&w).is_ok() || STOPWORDS.contains(&w)
+    STOPWORDS.contains(&w)
 }
 
 /// A light English stem: enough that "patients"/"patient" and "treated"/"treat" meet.
