@@ -245,7 +245,8 @@ const FOCUS_RADIUS: usize = 1;
 
 /// Narrows each passage to the sentences around the one that best matches the query (by
 /// MiniLM cosine plus the share of the query's words it holds): a small model answers
-/// better from three sentences than from a page, and its prompt is a third as long.
+/// better from three sentences than from a page, and the prompt is shorter (median
+/// 1,030 → 599 tokens on the QA set).
 /// The span is narrowed with the text, so citations still point at the right characters.
 pub fn focus(lib: &Library, query: &str, hits: Vec<Hit>) -> Result<Vec<Hit>> {
     let Some(embedder) = lib.embedder() else {
