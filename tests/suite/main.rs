@@ -10,4 +10,5 @@ mod models;
 mod pdf;
 mod reference;
 mod retrieval;
+mod session;
 mod store;

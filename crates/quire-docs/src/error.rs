@@ -25,6 +25,9 @@ pub enum DocsError {
     /// The sealed index does not open with this key.
     #[error("the document index in {0} cannot be decrypted with this key (wrong key or passphrase); nothing was changed")]
     IndexKey(PathBuf),
+    /// Another process (another Quire window or command) has the index open for writing.
+    #[error("another Quire (a window or a `quire` command) is using this data folder; close it, then try again")]
+    InUse,
     #[error("index: {0}")]
     IndexDir(#[from] tantivy::directory::error::OpenDirectoryError),
 }

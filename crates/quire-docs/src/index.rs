@@ -184,7 +184,13 @@ impl ChunkIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let writer = index.writer(WRITER_BYTES)?;
+        let writer = index.writer(WRITER_BYTES).map_err(|e| match e {
+            tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _,
+            ) => DocsError::InUse,
+            other => other.into(),
+        })?;
         Ok(Self {
             index,
             reader,

@@ -18,6 +18,6 @@ pub use embed::Embed;
 pub use error::{DocsError, Result};
 pub use index::{ChunkIndex, Hit, SearchMode};
 pub use library::{
-    read_document, DocEntry, DocStatus, IngestEvent, IngestReport, IngestSink, Library,
-    LibraryOptions, PdfMode,
+    is_in_app_note, note_doc_id, read_document, DocEntry, DocStatus, IngestEvent, IngestReport,
+    IngestSink, Library, LibraryOptions, PdfMode, NOTE_PATH_PREFIX,
 };

@@ -207,6 +207,20 @@ fn supported(path: &Path) -> bool {
     )
 }
 
+/// How a note written in the app appears as a document's path: `quire-note:<id>`.
+pub const NOTE_PATH_PREFIX: &str = "quire-note:";
+
+/// The document id of a note written in the app.
+pub fn note_doc_id(note_id: i64) -> String {
+    format!("note-{note_id}")
+}
+
+/// Whether a document's path names a note written in the app rather than a file.
+pub fn is_in_app_note(path: &Path) -> bool {
+    path.to_str()
+        .is_some_and(|p| p.starts_with(NOTE_PATH_PREFIX))
+}
+
 /// A stable document id: derived from the file's absolute path.
 pub fn doc_id(path: &Path) -> String {
     let digest = Sha256::digest(path.to_string_lossy().as_bytes());
@@ -337,8 +351,58 @@ impl Library {
         Ok(true)
     }
 
+    /// Indexes a note written in the app (its text lives in the encrypted store, not in
+    /// a file) as document `note-<id>`, replacing its earlier version, and commits.
+    pub fn put_note(
+        &mut self,
+        note_id: i64,
+        title: &str,
+        body: &str,
+        counter: &dyn TokenCount,
+    ) -> Result<DocEntry> {
+        let id = note_doc_id(note_id);
+        let path = PathBuf::from(format!("{NOTE_PATH_PREFIX}{note_id}"));
+        let pages = vec![Page {
+            number: 1,
+            text: body.to_string(),
+        }];
+        let hash: String = Sha256::digest(format!("{title}\n{body}").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let chunks = chunk::split(&id, &pages, self.options.chunking, counter);
+        let vectors = match &self.embedder {
+            Some(e) => {
+                let texts: Vec<String> = chunks
+                    .iter()
+                    .map(|c| embed::chunk_text(c.heading.as_deref(), &c.text))
+                    .collect();
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Some(e.embed(&refs).map_err(DocsError::Embed)?)
+            }
+            None => None,
+        };
+        self.index.remove(&id);
+        self.index
+            .add(&path.to_string_lossy(), title, &chunks, vectors.as_deref())?;
+        let entry = DocEntry {
+            id: id.clone(),
+            path,
+            title: title.to_string(),
+            content_hash: hash,
+            pages: 1,
+            chunks: chunks.len(),
+            status: DocStatus::Indexed,
+            warning: None,
+            embedded: vectors.is_some(),
+        };
+        self.manifest.docs.insert(id, entry.clone());
+        self.commit()?;
+        Ok(entry)
+    }
+
     /// Ingests files and folders (recursively). Documents previously ingested whose files
-    /// are gone are removed.
+    /// are gone are removed (notes written in the app are not files and stay).
     pub fn ingest(
         &mut self,
         paths: &[PathBuf],
@@ -367,7 +431,7 @@ impl Library {
             .manifest
             .docs
             .values()
-            .filter(|d| !d.path.exists())
+            .filter(|d| !is_in_app_note(&d.path) && !d.path.exists())
             .map(|d| d.id.clone())
             .collect();
         for id in gone {

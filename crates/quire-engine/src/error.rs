@@ -30,6 +30,19 @@ pub enum EngineError {
         source: std::io::Error,
     },
 
+    /// The model is busy with another answer or summary.
+    #[error("{0}")]
+    Busy(&'static str),
+
+    /// A document, note or conversation that does not exist (any more).
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A request that cannot be carried out as given (an empty question, a setting out
+    /// of range); the message says what to change.
+    #[error("{0}")]
+    InvalidInput(String),
+
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 
@@ -50,7 +63,11 @@ impl EngineError {
                 "disk_full"
             }
             Self::Io { .. } => "io",
+            Self::Busy(_) => "busy",
+            Self::NotFound(_) => "not_found",
+            Self::InvalidInput(_) => "invalid_input",
             Self::Docs(quire_docs::DocsError::IndexKey(_)) => "wrong_key",
+            Self::Docs(quire_docs::DocsError::InUse) => "in_use",
             Self::Docs(_) => "documents",
             Self::Store(e) => e.code(),
             Self::Runtime(e) => match e {
@@ -67,6 +84,34 @@ impl EngineError {
         }
     }
 }
+
+/// Every code [`EngineError::code`] can return (the desktop app mirrors this list in
+/// TypeScript, and a test keeps the two in step).
+pub const ERROR_CODES: &[&str] = &[
+    "model_missing",
+    "data_dir",
+    "disk_full",
+    "io",
+    "wrong_key",
+    "documents",
+    "model_invalid",
+    "embed_model_invalid",
+    "model_unsupported",
+    "context_overflow",
+    "runtime",
+    "key_missing",
+    "keychain_unavailable",
+    "keychain_locked",
+    "keychain",
+    "not_encrypted",
+    "store_corrupt",
+    "store_busy",
+    "not_found",
+    "invalid_input",
+    "store",
+    "busy",
+    "in_use",
+];
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 

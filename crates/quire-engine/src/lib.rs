@@ -11,12 +11,13 @@ pub mod chat;
 mod error;
 pub mod library;
 pub mod paths;
+pub mod session;
 pub mod store;
 pub mod summarize;
 
 use std::path::Path;
 
-pub use error::{EngineError, Result};
+pub use error::{EngineError, Result, ERROR_CODES};
 pub use quire_docs as docs;
 pub use quire_runtime as runtime;
 pub use quire_runtime::{

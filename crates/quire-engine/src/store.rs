@@ -27,6 +27,11 @@ pub enum KeyMode {
 }
 
 impl KeyMode {
+    /// Passphrase mode with this passphrase (kept in memory that is zeroed when dropped).
+    pub fn with_passphrase(p: impl Into<String>) -> KeyMode {
+        KeyMode::Passphrase(Zeroizing::new(p.into()))
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             KeyMode::Keychain => "keychain",

@@ -233,6 +233,78 @@ pub fn term_set(text: &str) -> HashSet<String> {
     content_terms(text).into_iter().collect()
 }
 
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+];
+
+/// The numbers `text` states — digits (thousands separators dropped, a trailing `.0`
+/// kept as written) and the words zero to twenty as digits — so "Fifteen patients" and
+/// "15 patients" state the same number.
+pub fn numbers(text: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let mut n = String::new();
+            while i < chars.len() {
+                let c = chars[i];
+                let next_digit = chars.get(i + 1).is_some_and(|d| d.is_ascii_digit());
+                if c.is_ascii_digit() {
+                    n.push(c);
+                } else if c == '.' && next_digit {
+                    n.push('.');
+                } else if c == ','
+                    && next_digit
+                    && chars[i + 1..]
+                        .iter()
+                        .take_while(|d| d.is_ascii_digit())
+                        .count()
+                        == 3
+                {
+                    // 1,000 → 1000
+                } else {
+                    break;
+                }
+                i += 1;
+            }
+            out.insert(n);
+        } else if chars[i].is_alphabetic() {
+            let start = i;
+            while i < chars.len() && chars[i].is_alphabetic() {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect::<String>().to_lowercase();
+            if let Some(v) = NUMBER_WORDS.iter().position(|w| *w == word) {
+                out.insert(v.to_string());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 /// The share of `claim`'s content words found in `source` (0 when `claim` has none).
 pub fn coverage(claim: &HashSet<String>, source: &HashSet<String>) -> f32 {
     if claim.is_empty() {
@@ -341,6 +413,24 @@ mod tests {
                 "Next line"
             ]
         );
+    }
+
+    #[test]
+    fn numbers_are_read_as_stated_in_digits_or_words() {
+        let n = numbers("Fifteen patients got 2.5 mg; 1,200 were screened in 2010 (3.9%).");
+        let want: HashSet<String> = ["15", "2.5", "1200", "2010", "3.9"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(n, want);
+        assert!(numbers("one of two groups")
+            .is_superset(&["1", "2"].iter().map(|s| s.to_string()).collect()));
+        // A sentence's full stop is not a decimal point.
+        assert_eq!(
+            numbers("It was 12."),
+            ["12".to_string()].into_iter().collect()
+        );
+        assert!(numbers("no figures here").is_empty());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Checking an answer against its sources: each sentence is supported when a passage it
 //! cites says the same thing — enough of its content words appear in one or two
 //! consecutive source sentences (lexical support), or a source sentence means nearly the
-//! same (MiniLM cosine) and shares some of its words.
+//! same (MiniLM cosine) and shares some of its words. Either way, every number the
+//! sentence states must be in the passage: a dose, a rate or a count the sources do not
+//! give is never "supported" because the words around it match.
 
 use std::collections::HashSet;
 
@@ -37,6 +39,7 @@ struct Window {
     source: usize,
     range: (usize, usize),
     terms: HashSet<String>,
+    numbers: HashSet<String>,
     /// Indices into the sentence embeddings.
     sentences: Vec<usize>,
 }
@@ -65,6 +68,7 @@ pub fn check(
                 source: s.n,
                 range: (a, b),
                 terms: text::term_set(&s.text[a..b]),
+                numbers: text::numbers(&s.text[a..b]),
                 sentences: vec![first + i],
             });
             if let Some(&(_, b2)) = ranges.get(i + 1) {
@@ -72,6 +76,7 @@ pub fn check(
                     source: s.n,
                     range: (a, b2),
                     terms: text::term_set(&s.text[a..b2]),
+                    numbers: text::numbers(&s.text[a..b2]),
                     sentences: vec![first + i, first + i + 1],
                 });
             }
@@ -96,7 +101,12 @@ pub fn check(
         .enumerate()
         .map(|(i, s)| {
             let terms = text::term_set(&s.text);
+            let stated = text::numbers(&s.text);
             let score = |w: &Window| -> (f32, Option<f32>) {
+                if !stated.is_subset(&w.numbers) {
+                    // A number the passage does not give: this window supports nothing.
+                    return (0.0, None);
+                }
                 let lex = text::coverage(&terms, &w.terms);
                 let sem = match (source_vecs, claim_vecs) {
                     (Some(sv), Some(cv)) => w
@@ -159,4 +169,62 @@ pub fn check(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(n: usize, text: &str) -> Source {
+        Source {
+            n,
+            doc_id: "d".into(),
+            path: "p.pdf".into(),
+            title: "t".into(),
+            page: 1,
+            span: (0, text.chars().count()),
+            text: text.into(),
+            score: 1.0,
+        }
+    }
+
+    fn claim(text: &str, cites: &[usize]) -> CitedSentence {
+        CitedSentence {
+            text: text.into(),
+            cites: cites.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_number_the_source_does_not_give_is_not_supported() {
+        let sources = [source(
+            1,
+            "Failed retrieval rates in trauma patients are reported between 0% and 4% with a calculated rate of 2.8%.",
+        )];
+        let right = claim(
+            "The calculated rate of failed retrieval in trauma patients is 2.8%.",
+            &[1],
+        );
+        let wrong = claim(
+            "The calculated rate of failed retrieval in trauma patients is 0.1%.",
+            &[1],
+        );
+        let checks = check(&[right, wrong], &sources, None);
+        assert!(checks[0].supported, "{:?}", checks[0]);
+        assert!(!checks[1].supported, "{:?}", checks[1]);
+        // Numbers written as words match their digits.
+        let sources = [source(
+            1,
+            "Fifteen participants took part, seven from the rural hospital.",
+        )];
+        let c = check(
+            &[claim(
+                "15 participants took part, 7 from the rural hospital.",
+                &[1],
+            )],
+            &sources,
+            None,
+        );
+        assert!(c[0].supported, "{:?}", c[0]);
+    }
 }
