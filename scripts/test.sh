@@ -9,9 +9,11 @@ cd "$root"
 
 scripts/setup.sh --no-run --all-models
 
-# The keychain tests run against a real Secret Service (gnome-keyring on a private D-Bus).
+# The keychain tests run against a real Secret Service (gnome-keyring on a private D-Bus);
+# the desktop app's end-to-end test runs in a real window (Xvfb) driven over WebDriver
+# (WebKitWebDriver), with its connections traced (strace) in a namespace with no network.
 missing=()
-for p in gnome-keyring dbus-daemon; do
+for p in gnome-keyring dbus-daemon dbus-x11 xvfb xauth webkit2gtk-driver strace iproute2 imagemagick; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -19,6 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
 fi
+
+command -v tauri-driver >/dev/null || cargo install --locked tauri-driver --version 2.1.0
+
+echo "test: UI unit tests (Vitest, IPC mocked)"
+(cd ui && npm test --silent)
 
 echo "test: cargo fmt --check"
 cargo fmt --all --check
@@ -45,3 +52,16 @@ dbus-run-session -- sh -c 'printf quire-ci | gnome-keyring-daemon --unlock --com
 echo "test: keychain (gnome-keyring, locked)"
 dbus-run-session -- sh -c 'gnome-keyring-daemon --start --components=secrets >/dev/null &&
   cargo test --release --locked --workspace --test keychain -- --ignored locked'
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+
+# The desktop app in a real window: add papers, ask, open a citation, write a note,
+# restart — offline, with a screenshot of each screen.
+echo "test: desktop app end to end (Xvfb, WebDriver, no network)"
+QUIRE_E2E_OUT="$target/e2e" tests/e2e/run.sh "$target/release/quire-desktop"
+
+# The installers: a .deb and an .rpm are built, the .deb is installed and its binary
+# starts to a ready window.
+echo "test: packaging (.deb, .rpm) and the installed app"
+scripts/package-linux.sh
+tests/e2e/installed.sh "$target/release/bundle/deb/"*.deb
