@@ -90,9 +90,24 @@ async fn app_status(app: State<'_, App>) -> Result<AppStatus> {
     Ok(app.start.status_now().await)
 }
 
+/// Once the data folder is open, its added folders are watched.
+async fn watch_folders(app: &State<'_, App>, watcher: &State<'_, watch::Watcher>) {
+    if let Some(s) = app.start.session().await {
+        if let Ok(folders) = s.folders().await {
+            watcher.watch(&folders);
+        }
+    }
+}
+
 #[tauri::command]
-async fn unlock(app: State<'_, App>, passphrase: String) -> Result<AppStatus> {
-    Ok(app.start.unlock(zeroize::Zeroizing::new(passphrase)).await)
+async fn unlock(
+    app: State<'_, App>,
+    watcher: State<'_, watch::Watcher>,
+    passphrase: String,
+) -> Result<AppStatus> {
+    let status = app.start.unlock(zeroize::Zeroizing::new(passphrase)).await;
+    watch_folders(&app, &watcher).await;
+    Ok(status)
 }
 
 #[tauri::command]
@@ -107,14 +122,17 @@ struct Afresh {
 }
 
 #[tauri::command]
-async fn start_afresh(app: State<'_, App>) -> Result<Afresh> {
+async fn start_afresh(app: State<'_, App>, watcher: State<'_, watch::Watcher>) -> Result<Afresh> {
     let (moved_to, status) = app.start.start_afresh().await?;
+    watch_folders(&app, &watcher).await;
     Ok(Afresh { moved_to, status })
 }
 
 #[tauri::command]
-async fn retry(app: State<'_, App>) -> Result<AppStatus> {
-    Ok(app.start.open().await)
+async fn retry(app: State<'_, App>, watcher: State<'_, watch::Watcher>) -> Result<AppStatus> {
+    let status = app.start.open().await;
+    watch_folders(&app, &watcher).await;
+    Ok(status)
 }
 
 // ---- models ----------------------------------------------------------------------------

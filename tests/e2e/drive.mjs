@@ -7,7 +7,7 @@
 //
 //   node tests/e2e/drive.mjs APP DOCS_DIR OUT_DIR
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Driver, sleep } from './webdriver.mjs';
 
@@ -53,7 +53,9 @@ async function launch() {
 // desktop does at logout (SIGTERM), and wait until it is gone so the next start finds the
 // data folder free.
 async function untilExited() {
-  const bin = process.env.QUIRE_E2E_BIN;
+  // The app's own command line starts with its path (the shell that started this test
+  // has the path further along in its arguments, and must not be matched).
+  const bin = `^${process.env.QUIRE_E2E_BIN.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`;
   const alive = () => {
     try {
       execFileSync('pgrep', ['-f', bin]);
@@ -112,6 +114,18 @@ try {
   );
   await shot('02-library');
 
+  // Added folders are watched: a note saved into the folder shows up by itself.
+  writeFileSync(
+    join(docsDir, 'ward-round.md'),
+    '# Ward round\n\nAnti-Xa levels are checked before the third dose of enoxaparin.\n',
+  );
+  await driver.waitFor('#library .doc', {
+    count: 5,
+    timeoutMs: 60000,
+    what: 'the file added to the watched folder',
+  });
+  check('a file saved into a watched folder is indexed by itself', true);
+
   // 3. Chat: ask; sources arrive before the answer is done; the answer cites them.
   await driver.click('#nav-chat');
   await driver.type('#question', QUESTION);
@@ -147,6 +161,8 @@ try {
   );
   check('the cited passage is highlighted', (await count('#viewer .highlight')) > 0);
   await shot('04-citation-in-pdf');
+  await driver.click('#viewer-close');
+  check('the viewer closes', (await count('#viewer')) === 0);
 
   // 5. Notes: write one; it is listed.
   await driver.click('#nav-notes');
@@ -170,7 +186,6 @@ try {
     if (!loaded) await sleep(250);
   }
   check('settings load the models and answer settings', loaded);
-  await driver.click('#viewer-close').catch(() => {});
   await shot('06-settings');
 
   // 7. Restart: the conversation and the note are still there.
@@ -187,6 +202,24 @@ try {
   await driver.click('#nav-notes');
   await driver.waitFor('#notes .note', { what: 'the note after restart' });
   check('the note survives a restart', true);
+
+  // 8. A damaged database: an actionable screen, and "start afresh" moves the folder
+  // aside (nothing deleted) and opens a new one.
+  await driver.quit();
+  await untilExited();
+  const dataDir = join(process.env.XDG_DATA_HOME, 'quire');
+  writeFileSync(join(dataDir, 'quire.db'), Buffer.alloc(64 * 1024, 0x5a));
+  await driver.start(app);
+  await driver.waitFor('#startup[data-state="error"]', { timeoutMs: 60000, what: 'the start-up error screen' });
+  const [message] = await driver.waitFor('#start-error-message');
+  check('a damaged database opens an error screen', (await driver.text(message)).length > 0);
+  check('it offers to start afresh', (await count('#action-start_afresh')) === 1);
+  await shot('08-damaged-data');
+  await driver.click('#action-start_afresh');
+  await driver.click('#confirm-afresh');
+  await driver.waitFor('#app-ready', { timeoutMs: 60000, what: 'a fresh start' });
+  const aside = readdirSync(process.env.XDG_DATA_HOME).filter((n) => n.startsWith('quire-unreadable-'));
+  check('the unreadable folder was moved aside, not deleted', aside.length === 1, aside.join(','));
 } catch (e) {
   failed = true;
   console.error(`e2e: ${e.message}`);

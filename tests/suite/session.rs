@@ -250,6 +250,11 @@ fn a_question_is_answered_and_stored_through_the_session() {
         .all(|src| src.doc_id.starts_with("note-")));
     let messages = rt.block_on(s.store().messages(conv)).unwrap();
     assert_eq!(messages.len(), 2, "question and answer stored");
+    // What the check found is stored with the answer, for the conversation opened later.
+    let checks = messages[1].checks.as_ref().expect("checks stored");
+    assert_eq!(checks.refused, answer.refused);
+    assert_eq!(checks.unsupported_sentences, answer.unsupported_sentences);
+    assert!(messages[0].checks.is_none());
     // An empty question is refused before anything is stored.
     let e = s.ask("   ", Some(conv), &mut |_| {}).unwrap_err();
     assert_eq!(e.code(), "invalid_input");

@@ -162,15 +162,16 @@ describe('chat', () => {
         { id: 2, title: 'Newer', model: 'm', created_at: 2, updated_at: 20 },
       ],
       get_messages: () => [
-        { id: 1, conversation_id: 2, role: 'user', text: 'Q?', citations: [], created_at: 1, complete: true },
+        { id: 1, conversation_id: 2, role: 'user', text: 'Q?', citations: [], created_at: 1, complete: true, checks: null },
         {
           id: 2,
           conversation_id: 2,
           role: 'assistant',
-          text: 'A is true [1].',
+          text: 'A is true [1]. B was never said.',
           citations: [{ doc_id: 'd', path: '/p', title: 'Doc', page: 3, span: [0, 4] }],
           created_at: 2,
           complete: true,
+          checks: { unsupported_sentences: ['B was never said.'], refused: false },
         },
       ],
     });
@@ -183,6 +184,8 @@ describe('chat', () => {
     expect(calls.find((c) => c.cmd === 'get_messages')!.args).toEqual({ conversationId: 2 });
     expect(($('.answer .citation') as HTMLButtonElement).dataset.n).toBe('1');
     expect($$('#sources .source')).toHaveLength(1);
+    // What the check found is kept: the unsupported sentence is still marked.
+    expect($$('.answer .unsupported').map((e) => e.textContent).join('')).toBe('B was never said.');
   });
 
   it('shows the first-run panel when there is no model', async () => {

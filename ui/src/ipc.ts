@@ -81,7 +81,7 @@ export interface ModelInfo {
   architecture: string;
   parameters: number | null;
   quantization: string | null;
-  context_length: number;
+  context_length: number | null;
   file_size: number;
 }
 
@@ -256,6 +256,9 @@ export interface Message {
   citations: StoredCitation[];
   created_at: number;
   complete: boolean;
+  /** For a checked answer: the sentences its sources do not support, and whether it is
+   * the refusal. */
+  checks: { unsupported_sentences: string[]; refused: boolean } | null;
 }
 
 export interface SearchHit {
@@ -407,6 +410,19 @@ export async function onDragDrop(handler: (event: DropEvent) => void): Promise<(
       else handler({ type: p.type });
     });
     return unlisten;
+  } catch {
+    return () => {};
+  }
+}
+
+/** Calls `handler` whenever a watched folder changed and was read again (the Rust side
+ * emits `library-changed` with what was done). Outside Tauri: a no-op unlisten. */
+export async function onLibraryChanged(handler: (report: IngestReport) => void): Promise<() => void> {
+  const internals = (window as unknown as { __TAURI_INTERNALS__?: unknown }).__TAURI_INTERNALS__;
+  if (!internals) return () => {};
+  try {
+    const { listen } = await import('@tauri-apps/api/event');
+    return await listen<IngestReport>('library-changed', (e) => handler(e.payload));
   } catch {
     return () => {};
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { emit } from '@tauri-apps/api/event';
 import { App } from './App';
 import type { DocEntry, IngestReport } from './ipc';
 import { applyIngestEvent, fractionDone, type IngestState } from './components/useIngest';
@@ -112,5 +113,18 @@ describe('ingest progress', () => {
     // 0.15 of the work in 3 s: 17 s to go.
     expect(estimateRemaining(3000, fractionDone(s))).toBeCloseTo(17);
     expect(estimateRemaining(3000, 0)).toBeNull();
+  });
+
+  it('shows what a watched folder gained without being asked', async () => {
+    let docs: DocEntry[] = [doc({})];
+    mockCommands({ list_documents: () => docs, list_folders: () => ['/docs'] }, { events: true });
+    await mount(<App />);
+    await waitFor(() => document.querySelector('#nav-library'));
+    await click($('#nav-library'));
+    await waitFor(() => $$('#library .doc').length === 1, 'the first document');
+    docs = [doc({}), doc({ id: 'd2', path: '/docs/ward.md', title: 'Ward', kind: 'text' })];
+    await emit('library-changed', { added: 1, updated: 0, unchanged: 1, removed: 0, failed: 0, pages: 1, chunks: 1, seconds: 0.1 });
+    await waitFor(() => $$('#library .doc').length === 2, 'the file the folder gained');
+    expect($$('#library .doc')[1].textContent).toContain('Ward');
   });
 });

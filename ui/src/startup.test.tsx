@@ -20,7 +20,13 @@ describe('start-up screen', () => {
       app_status: () => status({ state: 'needs_passphrase', key_mode: 'passphrase' }),
       unlock: (args) => {
         tries++;
-        if (args.passphrase !== 'correct horse') return Promise.reject({ code: 'wrong_key', message: 'wrong passphrase' });
+        // As the Rust side answers a wrong passphrase: the same screen, with the error.
+        if (args.passphrase !== 'correct horse')
+          return status({
+            state: 'needs_passphrase',
+            key_mode: 'passphrase',
+            error: { code: 'wrong_key', message: 'wrong passphrase' },
+          });
         return status({ key_mode: 'passphrase' });
       },
     });

@@ -64,6 +64,6 @@ pub use key::{
     KEYCHAIN_SERVICE,
 };
 pub use store::{
-    AnswerTimings, Citation, Conversation, ConversationId, Message, MessageId, Note, NoteEdit,
-    NoteId, Role, SearchHit, Store, TokenUsage,
+    AnswerChecks, AnswerTimings, Citation, Conversation, ConversationId, Message, MessageId, Note,
+    NoteEdit, NoteId, Role, SearchHit, Store, TokenUsage,
 };

@@ -108,6 +108,16 @@ pub struct AnswerTimings {
     pub decode_ms: u64,
 }
 
+/// What the engine's check of an answer found (kept with the message).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnswerChecks {
+    /// Sentences of the answer that no source supports, as they appear in its text.
+    pub unsupported_sentences: Vec<String>,
+    /// Whether the answer is the refusal ("not in your documents").
+    pub refused: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub id: MessageId,
@@ -122,6 +132,9 @@ pub struct Message {
     /// False for an answer that is still being written, or whose generation was cut off
     /// (the app was closed or crashed): its text is what had arrived by then.
     pub complete: bool,
+    /// For a checked answer: what the check found.
+    #[serde(default)]
+    pub checks: Option<AnswerChecks>,
 }
 
 /// A search result: the conversation and its best-matching message.
@@ -528,6 +541,7 @@ impl Store {
             timings: None,
             created_at: now,
             complete: true,
+            checks: None,
         })
     }
 
@@ -629,6 +643,30 @@ impl Store {
             })
     }
 
+    /// Keeps what the engine's check of an answer found with the answer.
+    pub async fn set_answer_checks(
+        &self,
+        message_id: MessageId,
+        checks: &AnswerChecks,
+    ) -> Result<()> {
+        let json = serde_json::to_string(checks)
+            .map_err(|e| StoreError::InvalidInput(format!("answer checks: {e}")))?;
+        let done =
+            sqlx::query("UPDATE messages SET checks = ?1 WHERE id = ?2 AND role = 'assistant'")
+                .bind(json)
+                .bind(message_id)
+                .execute(&self.pool)
+                .await
+                .at(&self.path)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "answer",
+                id: message_id,
+            });
+        }
+        Ok(())
+    }
+
     pub async fn get_message(&self, id: MessageId) -> Result<Option<Message>> {
         let row = sqlx::query(&format!("{MESSAGE_COLUMNS} WHERE id = ?1"))
             .bind(id)
@@ -718,6 +756,14 @@ impl Store {
             _ => None,
         };
         let complete: i64 = row.try_get("complete").at(&self.path)?;
+        let checks: Option<String> = row.try_get("checks").at(&self.path)?;
+        let checks = checks
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("message {id}: checks: {e}"),
+            })?;
         Ok(Message {
             id,
             conversation_id: row.try_get("conversation_id").at(&self.path)?,
@@ -728,6 +774,7 @@ impl Store {
             timings,
             created_at: row.try_get("created_at").at(&self.path)?,
             complete: complete != 0,
+            checks,
         })
     }
 
@@ -982,7 +1029,7 @@ fn remove_database_files(path: &Path) {
 }
 
 const MESSAGE_COLUMNS: &str = "SELECT id, conversation_id, role, text, citations, prompt_tokens,
-    completion_tokens, timings, created_at, complete FROM messages";
+    completion_tokens, timings, created_at, complete, checks FROM messages";
 
 const NOTE_COLUMNS: &str = "SELECT id, title, body, tags, created_at, updated_at FROM notes";
 
@@ -1094,6 +1141,7 @@ mod tests {
                 timings: None,
                 created_at: 0,
                 complete: true,
+                checks: None,
             },
             Message {
                 id: 2,
@@ -1105,6 +1153,7 @@ mod tests {
                 timings: None,
                 created_at: 0,
                 complete: true,
+                checks: None,
             },
         ];
         let md = render_markdown(&conversation, &messages);

@@ -25,6 +25,8 @@ interface AssistantTurn {
   answer?: Answer;
   /** A stored message: "[n]" refers to citations[n-1]. */
   stored?: StoredCitation[];
+  /** A stored message's unsupported sentences. */
+  storedUnsupported?: string[];
   error?: unknown;
 }
 
@@ -93,7 +95,15 @@ export function Chat(props: {
             .map((m): Turn =>
               m.role === 'user'
                 ? { key: `m${m.id}`, role: 'user', text: m.text }
-                : { key: `m${m.id}`, role: 'assistant', text: m.text, streaming: false, complete: m.complete, stored: m.citations },
+                : {
+                    key: `m${m.id}`,
+                    role: 'assistant',
+                    text: m.text,
+                    streaming: false,
+                    complete: m.complete,
+                    stored: m.citations,
+                    storedUnsupported: m.checks?.unsupported_sentences,
+                  },
             ),
         );
       })
@@ -353,7 +363,7 @@ function AssistantMessage(props: {
           <AnswerBody
             text={turn.text}
             citations={props.citations}
-            unsupported={answer?.unsupported_sentences}
+            unsupported={answer?.unsupported_sentences ?? turn.storedUnsupported}
             label={props.label}
             page={props.page}
             onCite={props.onCite}

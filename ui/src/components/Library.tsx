@@ -38,6 +38,20 @@ export function Library(props: { ingest: Ingest; onOpen: (t: ViewTarget) => void
     void reload();
   }, [ingest.state.version]);
 
+  // A watched folder changed and was read again: show the new state.
+  useEffect(() => {
+    let unlisten: (() => void) | null = null;
+    let gone = false;
+    void ipc.onLibraryChanged(() => void reload()).then((u) => {
+      if (gone) u();
+      else unlisten = u;
+    });
+    return () => {
+      gone = true;
+      unlisten?.();
+    };
+  }, []);
+
   async function pick(kind: 'folders' | 'files') {
     setError(null);
     try {

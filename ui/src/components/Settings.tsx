@@ -122,7 +122,7 @@ export function Settings(props: { status: AppStatus; onModel: (m: ModelInfo) => 
           <>
             <div class="field">
               <label for="setting-k">Passages per answer</label>
-              <input id="setting-k" type="number" min={1} max={50} step={1} value={draft.k} onInput={num('k')} />
+              <input id="setting-k" type="number" min={1} max={20} step={1} value={draft.k} onInput={num('k')} />
             </div>
             <div class="field">
               <label for="setting-max-tokens">Longest answer (tokens)</label>
@@ -130,7 +130,7 @@ export function Settings(props: { status: AppStatus; onModel: (m: ModelInfo) => 
                 id="setting-max-tokens"
                 type="number"
                 min={16}
-                max={8192}
+                max={1024}
                 step={16}
                 value={draft.max_answer_tokens}
                 onInput={num('max_answer_tokens')}
@@ -201,7 +201,7 @@ function ModelDetails({ model }: { model: ModelInfo }) {
       <dt>Quantization</dt>
       <dd>{model.quantization ?? 'unknown'}</dd>
       <dt>Context</dt>
-      <dd>{model.context_length.toLocaleString()} tokens</dd>
+      <dd>{model.context_length != null ? `${model.context_length.toLocaleString()} tokens` : "not stated in the file"}</dd>
       <dt>File size</dt>
       <dd>{formatBytes(model.file_size)}</dd>
       <dt>File</dt>

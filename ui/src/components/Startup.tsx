@@ -40,7 +40,7 @@ export function UnlockForm({ status, onStatus }: { status: AppStatus; onStatus: 
           value={passphrase}
           onInput={(e) => setPassphrase((e.currentTarget as HTMLInputElement).value)}
         />
-        <ErrorNote error={error} />
+        <ErrorNote error={error ?? status.error} />
         <button id="unlock" type="submit" class="primary" disabled={busy || !passphrase}>
           {busy ? 'Unlocking…' : 'Unlock'}
         </button>
@@ -109,7 +109,7 @@ export function SetupPassphraseForm({ status, onStatus }: { status: AppStatus; o
               ? 'The two passphrases differ.'
               : `At least ${MIN_PASSPHRASE} characters; a few unrelated words are easy to remember.`}
         </p>
-        <ErrorNote error={error} />
+        <ErrorNote error={error ?? status.error} />
         <button id="unlock" type="submit" class="primary" disabled={!ok || busy}>
           {busy ? 'Setting up…' : 'Encrypt and start'}
         </button>

@@ -31,7 +31,7 @@ export type Handler = (args: Record<string, unknown>) => unknown;
 
 /** Mocks IPC with one handler per command; `calls` records every call. Commands without a
  * handler get sensible empty answers, so a screen can load. */
-export function mockCommands(handlers: Record<string, Handler>) {
+export function mockCommands(handlers: Record<string, Handler>, options: { events?: boolean } = {}) {
   const calls: { cmd: string; args: Record<string, unknown> }[] = [];
   const defaults: Record<string, Handler> = {
     app_status: () => status(),
@@ -48,7 +48,7 @@ export function mockCommands(handlers: Record<string, Handler>) {
     calls.push({ cmd, args: a });
     const h = handlers[cmd] ?? defaults[cmd];
     return h ? h(a) : null;
-  });
+  }, { shouldMockEvents: options.events ?? false });
   return calls;
 }
 

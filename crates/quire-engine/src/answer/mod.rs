@@ -635,5 +635,10 @@ pub async fn ask_in_conversation(
     store
         .finish_answer(message, &text, &citations, usage, &timings)
         .await?;
+    let checks = quire_store::AnswerChecks {
+        unsupported_sentences: answer.unsupported_sentences.clone(),
+        refused: answer.refused,
+    };
+    store.set_answer_checks(message, &checks).await?;
     Ok((id, answer))
 }
