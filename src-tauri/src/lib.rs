@@ -40,6 +40,12 @@ impl From<EngineError> for IpcError {
     }
 }
 
+impl From<quire_engine::store_types::StoreError> for IpcError {
+    fn from(e: quire_engine::store_types::StoreError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 impl IpcError {
     fn not_ready() -> Self {
         IpcError {
@@ -296,21 +302,13 @@ async fn stop(app: State<'_, App>) -> Result<()> {
 
 #[tauri::command]
 async fn list_conversations(app: State<'_, App>) -> Result<Vec<Conversation>> {
-    Ok(session(&app)
-        .await?
-        .store()
-        .list_conversations()
-        .await
-        .map_err(EngineError::from)?)
+    Ok(session(&app).await?.store().list_conversations().await?)
 }
 
 #[tauri::command]
 async fn get_messages(app: State<'_, App>, conversation_id: i64) -> Result<Vec<Message>> {
     let s = session(&app).await?;
-    Ok(s.store()
-        .messages(conversation_id)
-        .await
-        .map_err(EngineError::from)?)
+    Ok(s.store().messages(conversation_id).await?)
 }
 
 #[tauri::command]
@@ -322,26 +320,19 @@ async fn rename_conversation(
     let s = session(&app).await?;
     Ok(s.store()
         .rename_conversation(conversation_id, &title)
-        .await
-        .map_err(EngineError::from)?)
+        .await?)
 }
 
 #[tauri::command]
 async fn delete_conversation(app: State<'_, App>, conversation_id: i64) -> Result<()> {
     let s = session(&app).await?;
-    Ok(s.store()
-        .delete_conversation(conversation_id)
-        .await
-        .map_err(EngineError::from)?)
+    Ok(s.store().delete_conversation(conversation_id).await?)
 }
 
 #[tauri::command]
 async fn search_conversations(app: State<'_, App>, query: String) -> Result<Vec<SearchHit>> {
     let s = session(&app).await?;
-    Ok(s.store()
-        .search_conversations(&query)
-        .await
-        .map_err(EngineError::from)?)
+    Ok(s.store().search_conversations(&query).await?)
 }
 
 #[tauri::command]
@@ -351,11 +342,7 @@ async fn export_conversation(
     path: PathBuf,
 ) -> Result<()> {
     let s = session(&app).await?;
-    let text = s
-        .store()
-        .export_markdown(conversation_id)
-        .await
-        .map_err(EngineError::from)?;
+    let text = s.store().export_markdown(conversation_id).await?;
     tokio::fs::write(&path, text)
         .await
         .map_err(|source| EngineError::Io { path, source }.into())
@@ -365,12 +352,7 @@ async fn export_conversation(
 
 #[tauri::command]
 async fn list_notes(app: State<'_, App>) -> Result<Vec<Note>> {
-    Ok(session(&app)
-        .await?
-        .store()
-        .list_notes()
-        .await
-        .map_err(EngineError::from)?)
+    Ok(session(&app).await?.store().list_notes().await?)
 }
 
 #[tauri::command]
@@ -451,11 +433,7 @@ pub fn run() {
             tauri::async_runtime::spawn(async move {
                 let state = handle.state::<App>();
                 state.start.open().await;
-                if let Some(s) = state.start.session().await {
-                    if let Ok(folders) = s.folders().await {
-                        handle.state::<watch::Watcher>().watch(&folders);
-                    }
-                }
+                watch_folders(&state, &handle.state::<watch::Watcher>()).await;
             });
             Ok(())
         })

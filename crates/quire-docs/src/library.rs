@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::chunk::{self, ChunkOptions, Page, TokenCount};
+use crate::chunk::{self, Chunk, ChunkOptions, Page, TokenCount};
 use crate::embed::{self, Embed};
 use crate::error::{DocsError, Result};
 use crate::index::{ChunkIndex, Hit, SearchMode};
@@ -351,6 +351,23 @@ impl Library {
         Ok(true)
     }
 
+    /// The chunks' vectors (with their headings), one per chunk; `None` without an
+    /// embedder.
+    fn embed_chunks(&self, chunks: &[Chunk]) -> std::result::Result<Option<Vec<Vec<f32>>>, String> {
+        let Some(e) = &self.embedder else {
+            return Ok(None);
+        };
+        let texts: Vec<String> = chunks
+            .iter()
+            .map(|c| embed::chunk_text(c.heading.as_deref(), &c.text))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        match e.embed(&refs)? {
+            v if v.len() == chunks.len() => Ok(Some(v)),
+            _ => Err("wrong count".into()),
+        }
+    }
+
     /// Indexes a note written in the app (its text lives in the encrypted store, not in
     /// a file) as document `note-<id>`, replacing its earlier version, and commits.
     pub fn put_note(
@@ -371,17 +388,7 @@ impl Library {
             .map(|b| format!("{b:02x}"))
             .collect();
         let chunks = chunk::split(&id, &pages, self.options.chunking, counter);
-        let vectors = match &self.embedder {
-            Some(e) => {
-                let texts: Vec<String> = chunks
-                    .iter()
-                    .map(|c| embed::chunk_text(c.heading.as_deref(), &c.text))
-                    .collect();
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                Some(e.embed(&refs).map_err(DocsError::Embed)?)
-            }
-            None => None,
-        };
+        let vectors = self.embed_chunks(&chunks).map_err(DocsError::Embed)?;
         self.index.remove(&id);
         self.index
             .add(&path.to_string_lossy(), title, &chunks, vectors.as_deref())?;
@@ -609,20 +616,9 @@ impl Library {
             )
         };
         let chunks = chunk::split(id, &pages, self.options.chunking, counter);
-        let vectors = match &self.embedder {
-            Some(e) => {
-                let texts: Vec<String> = chunks
-                    .iter()
-                    .map(|c| embed::chunk_text(c.heading.as_deref(), &c.text))
-                    .collect();
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                match e.embed(&refs) {
-                    Ok(v) if v.len() == chunks.len() => Some(v),
-                    Ok(_) => return failed("embedding failed: wrong count".into(), hash),
-                    Err(e) => return failed(format!("embedding failed: {e}"), hash),
-                }
-            }
-            None => None,
+        let vectors = match self.embed_chunks(&chunks) {
+            Ok(v) => v,
+            Err(e) => return failed(format!("embedding failed: {e}"), hash),
         };
         self.index.remove(id);
         if let Err(e) = self
