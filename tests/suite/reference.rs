@@ -93,10 +93,14 @@ fn chat_template_matches_reference_qwen() {
     check_chat(QWEN);
 }
 
-/// Greedy continuations: first token on ≥ 7 of 8 prompts, whole continuation on ≥ 6 of 8.
+/// Greedy continuations: first token on ≥ 7 of 8 prompts, whole continuation on most (≥ 5 of
+/// 8), and wherever ours parts from the reference it is at a near tie: the reference's token
+/// is within 0.1 logit of the one we chose. (Two correct runtimes differ in the last bits of
+/// their sums, which flips only such ties; a real fault puts the reference token far behind.)
 fn check_greedy(name: &str) {
     let mut m = model(name);
     let (mut first_ok, mut whole_ok, mut n) = (0, 0, 0);
+    let mut gaps = Vec::new();
     let mut report = Vec::new();
     for line in reference_lines("greedy.jsonl") {
         if line["model"] != name {
@@ -121,7 +125,17 @@ fn check_greedy(name: &str) {
         let common = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
         first_ok += usize::from(got.first() == want.first());
         whole_ok += usize::from(got == want);
-        report.push(format!("common prefix {common}/{}", want.len()));
+        let mut note = format!("common prefix {common}/{}", want.len());
+        if common < want.len() && common < got.len() {
+            // Where the two part ways, how far the reference's token is behind ours.
+            let mut ids = prompt.clone();
+            ids.extend_from_slice(&want[..common]);
+            let logits = m.next_logits(&ids).expect("logits");
+            let gap = logits[got[common] as usize] - logits[want[common] as usize];
+            note.push_str(&format!(", reference token {gap:.4} behind"));
+            gaps.push(gap);
+        }
+        report.push(note);
     }
     assert_eq!(n, 8);
     eprintln!("{name}: first token {first_ok}/8, whole {whole_ok}/8; {report:?}");
@@ -130,8 +144,12 @@ fn check_greedy(name: &str) {
         "{name}: first token matched on {first_ok}/8: {report:?}"
     );
     assert!(
-        whole_ok >= 6,
+        whole_ok >= 5,
         "{name}: whole continuation matched on {whole_ok}/8: {report:?}"
+    );
+    assert!(
+        gaps.iter().all(|&g| g < 0.1),
+        "{name}: parted from the reference away from a near tie: {report:?}"
     );
 }
 

@@ -12,9 +12,11 @@ use candle_core::quantized::k_quants::{
 use candle_core::quantized::{GgmlDType, GgmlType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use half::f16;
-use rayon::prelude::*;
 
 use crate::error::Result;
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 const QK8: usize = 32;
 const QK_K: usize = 256;
@@ -22,13 +24,13 @@ const QK_K: usize = 256;
 // Mirrors of candle's activation block layouts (their fields are crate-private).
 #[repr(C)]
 #[derive(Clone)]
-struct Q8_0 {
+pub(crate) struct Q8_0 {
     d: f16,
     qs: [i8; QK8],
 }
 #[repr(C)]
 #[derive(Clone)]
-struct Q8_1 {
+pub(crate) struct Q8_1 {
     d: f16,
     s: f16,
     qs: [i8; QK8],
@@ -72,39 +74,74 @@ fn q8_block(block: &[f32]) -> (f32, [i8; QK8], i32) {
     (d, qs, sum)
 }
 
+fn quantize_q8_0(xs: &[f32]) -> Vec<Q8_0> {
+    xs.chunks_exact(QK8)
+        .map(|b| {
+            let (d, qs, _) = q8_block(b);
+            Q8_0 {
+                d: f16::from_f32(d),
+                qs,
+            }
+        })
+        .collect()
+}
+
+fn quantize_q8_1(xs: &[f32]) -> Vec<Q8_1> {
+    xs.chunks_exact(QK8)
+        .map(|b| {
+            let (d, qs, sum) = q8_block(b);
+            // The sum is scaled in f32 before rounding to f16, as llama.cpp does.
+            Q8_1 {
+                d: f16::from_f32(d),
+                s: f16::from_f32(d * sum as f32),
+                qs,
+            }
+        })
+        .collect()
+}
+
 impl ActivationBlock for BlockQ8_0 {
     fn quantize(xs: &[f32]) -> Vec<Self> {
-        let blocks: Vec<Q8_0> = xs
-            .chunks_exact(QK8)
-            .map(|b| {
-                let (d, qs, _) = q8_block(b);
-                Q8_0 {
-                    d: f16::from_f32(d),
-                    qs,
-                }
-            })
-            .collect();
         // SAFETY: Q8_0 has BlockQ8_0's size, alignment and field layout (asserted above).
-        unsafe { transmute_vec(blocks) }
+        unsafe { transmute_vec(quantize_q8_0(xs)) }
     }
 }
 
 impl ActivationBlock for BlockQ8_1 {
     fn quantize(xs: &[f32]) -> Vec<Self> {
-        let blocks: Vec<Q8_1> = xs
-            .chunks_exact(QK8)
-            .map(|b| {
-                let (d, qs, sum) = q8_block(b);
-                // The sum is scaled in f32 before rounding to f16, as llama.cpp does.
-                Q8_1 {
-                    d: f16::from_f32(d),
-                    s: f16::from_f32(d * sum as f32),
-                    qs,
-                }
-            })
-            .collect();
         // SAFETY: as above, for Q8_1.
-        unsafe { transmute_vec(blocks) }
+        unsafe { transmute_vec(quantize_q8_1(xs)) }
+    }
+}
+
+/// Our activation blocks, with their scales widened to f32 once per matrix product.
+#[cfg(target_arch = "x86_64")]
+trait TileAct: Sized {
+    fn quantize(xs: &[f32]) -> Vec<Self>;
+    /// `d` per block, and `s` per block where the type has it.
+    fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>);
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TileAct for Q8_0 {
+    fn quantize(xs: &[f32]) -> Vec<Self> {
+        quantize_q8_0(xs)
+    }
+    fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>) {
+        (blocks.iter().map(|b| b.d.to_f32()).collect(), Vec::new())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TileAct for Q8_1 {
+    fn quantize(xs: &[f32]) -> Vec<Self> {
+        quantize_q8_1(xs)
+    }
+    fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>) {
+        (
+            blocks.iter().map(|b| b.d.to_f32()).collect(),
+            blocks.iter().map(|b| b.s.to_f32()).collect(),
+        )
     }
 }
 
@@ -191,29 +228,105 @@ impl QLinear {
 
     /// `x`: `[..., in]` f32 → `[..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(f) = &self.fallback {
-            return Ok(f.forward(x)?);
-        }
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().unwrap_or(0);
         assert_eq!(inp, self.inp, "QLinear input width");
         let rows: usize = dims.iter().product();
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let ys = match self.w.dtype() {
-            GgmlDType::Q4_0 => self.run::<BlockQ4_0>(&xs, rows)?,
-            GgmlDType::Q4_1 => self.run::<BlockQ4_1>(&xs, rows)?,
-            GgmlDType::Q5_0 => self.run::<BlockQ5_0>(&xs, rows)?,
-            GgmlDType::Q5_1 => self.run::<BlockQ5_1>(&xs, rows)?,
-            GgmlDType::Q8_0 => self.run::<BlockQ8_0>(&xs, rows)?,
-            GgmlDType::Q2K => self.run::<BlockQ2K>(&xs, rows)?,
-            GgmlDType::Q3K => self.run::<BlockQ3K>(&xs, rows)?,
-            GgmlDType::Q4K => self.run::<BlockQ4K>(&xs, rows)?,
-            GgmlDType::Q5K => self.run::<BlockQ5K>(&xs, rows)?,
-            GgmlDType::Q6K => self.run::<BlockQ6K>(&xs, rows)?,
-            other => unreachable!("{other:?} weights take the fallback path"),
-        };
+        let ys = self.forward_rows(&x.flatten_all()?.to_vec1::<f32>()?, rows)?;
         dims.push(self.out);
         Ok(Tensor::from_vec(ys, dims, x.device())?)
+    }
+
+    /// `xs`: `rows` rows of the input width, row-major → `rows` rows of the output width.
+    pub fn forward_rows(&self, xs: &[f32], rows: usize) -> Result<Vec<f32>> {
+        assert_eq!(xs.len(), rows * self.inp, "QLinear input size");
+        if let Some(f) = &self.fallback {
+            let x = Tensor::from_slice(xs, (rows, self.inp), &candle_core::Device::Cpu)?;
+            return Ok(f.forward(&x)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(level) = x86::level() {
+            match self.w.dtype() {
+                GgmlDType::Q4_0 => return self.run_tiled::<x86::Q4_0W>(level, xs, rows),
+                GgmlDType::Q4_1 => return self.run_tiled::<x86::Q4_1W>(level, xs, rows),
+                GgmlDType::Q5_0 => return self.run_tiled::<x86::Q5_0W>(level, xs, rows),
+                GgmlDType::Q8_0 => return self.run_tiled::<Q8_0>(level, xs, rows),
+                _ => {}
+            }
+        }
+        let ys = match self.w.dtype() {
+            GgmlDType::Q4_0 => self.run::<BlockQ4_0>(xs, rows)?,
+            GgmlDType::Q4_1 => self.run::<BlockQ4_1>(xs, rows)?,
+            GgmlDType::Q5_0 => self.run::<BlockQ5_0>(xs, rows)?,
+            GgmlDType::Q5_1 => self.run::<BlockQ5_1>(xs, rows)?,
+            GgmlDType::Q8_0 => self.run::<BlockQ8_0>(xs, rows)?,
+            GgmlDType::Q2K => self.run::<BlockQ2K>(xs, rows)?,
+            GgmlDType::Q3K => self.run::<BlockQ3K>(xs, rows)?,
+            GgmlDType::Q4K => self.run::<BlockQ4K>(xs, rows)?,
+            GgmlDType::Q5K => self.run::<BlockQ5K>(xs, rows)?,
+            GgmlDType::Q6K => self.run::<BlockQ6K>(xs, rows)?,
+            other => unreachable!("{other:?} weights take the fallback path"),
+        };
+        Ok(ys)
+    }
+
+    /// The x86 path for the 32-value block types: tiles of one weight row by `R` token rows
+    /// over blocks of `ROW_TILE` rows, so a task's weights stay in L1 and its activations in
+    /// L2 while every weight block is unpacked once per `R` tokens.
+    #[cfg(target_arch = "x86_64")]
+    fn run_tiled<W>(&self, level: x86::Level, xs: &[f32], rows: usize) -> Result<Vec<f32>>
+    where
+        W: x86::Tile,
+        W::Act: TileAct,
+    {
+        let data = self.w.data()?;
+        let n_blocks = self.inp / QK8;
+        let total = n_blocks * self.out;
+        assert_eq!(data.len(), total * std::mem::size_of::<W>(), "weight size");
+        assert_eq!(
+            data.as_ptr() as usize % std::mem::align_of::<W>(),
+            0,
+            "weight alignment"
+        );
+        // SAFETY: candle's CPU storage for this dtype is a Vec of its block type, which `W`
+        // mirrors (asserted in x86.rs); length and alignment were just checked.
+        let weights: &[W] = unsafe { std::slice::from_raw_parts(data.as_ptr() as *const W, total) };
+        let blocks = W::Act::quantize(xs);
+        let (d, s) = W::Act::scales(&blocks);
+        let acts = x86::Acts {
+            blocks: &blocks,
+            d: &d,
+            s: &s,
+            stride: n_blocks,
+        };
+
+        const COLS: usize = 16;
+        const ROW_TILE: usize = 64;
+        const R: usize = 4;
+        let mut out_t = vec![0f32; self.out * rows];
+        crate::pool::global().chunks_mut(&mut out_t, COLS * rows, |chunk, dst| {
+            let first = chunk * COLS;
+            for r0 in (0..rows).step_by(ROW_TILE) {
+                let r1 = (r0 + ROW_TILE).min(rows);
+                for (c, col) in dst.chunks_mut(rows).enumerate() {
+                    let o = first + c;
+                    let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
+                    let mut r = r0;
+                    // SAFETY: `level` came from detection; rows r..r+R are below `rows`.
+                    unsafe {
+                        while r + R <= r1 {
+                            W::dot::<R>(level, w_row, &acts, r, &mut col[r..r + R]);
+                            r += R;
+                        }
+                        while r < r1 {
+                            W::dot::<1>(level, w_row, &acts, r, &mut col[r..r + 1]);
+                            r += 1;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(transpose_back(out_t, self.out, rows))
     }
 
     fn run<W>(&self, xs: &[f32], rows: usize) -> Result<Vec<f32>>
@@ -242,31 +355,33 @@ impl QLinear {
         // weight row is read once per task however many tokens are in the batch.
         const COLS: usize = 16;
         let mut out_t = vec![0f32; self.out * rows];
-        out_t
-            .par_chunks_mut(COLS * rows)
-            .enumerate()
-            .for_each(|(chunk, dst)| {
-                let first = chunk * COLS;
-                for (c, dst_col) in dst.chunks_mut(rows).enumerate() {
-                    let o = first + c;
-                    let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
-                    for (r, y) in dst_col.iter_mut().enumerate() {
-                        let a_row = &acts[r * act_blocks..(r + 1) * act_blocks];
-                        *y = W::vec_dot(n, w_row, a_row);
-                    }
+        crate::pool::global().chunks_mut(&mut out_t, COLS * rows, |chunk, dst| {
+            let first = chunk * COLS;
+            for (c, dst_col) in dst.chunks_mut(rows).enumerate() {
+                let o = first + c;
+                let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
+                for (r, y) in dst_col.iter_mut().enumerate() {
+                    let a_row = &acts[r * act_blocks..(r + 1) * act_blocks];
+                    *y = W::vec_dot(n, w_row, a_row);
                 }
-            });
-        if rows == 1 {
-            return Ok(out_t);
-        }
-        let mut out = vec![0f32; self.out * rows];
-        for o in 0..self.out {
-            for r in 0..rows {
-                out[r * self.out + o] = out_t[o * rows + r];
             }
-        }
-        Ok(out)
+        });
+        Ok(transpose_back(out_t, self.out, rows))
     }
+}
+
+/// `[out][rows]` → `[rows][out]`.
+fn transpose_back(out_t: Vec<f32>, out: usize, rows: usize) -> Vec<f32> {
+    if rows == 1 {
+        return out_t;
+    }
+    let mut y = vec![0f32; out * rows];
+    for o in 0..out {
+        for r in 0..rows {
+            y[r * out + o] = out_t[o * rows + r];
+        }
+    }
+    y
 }
 
 #[cfg(test)]
@@ -281,7 +396,27 @@ mod tests {
         ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
     }
 
-    /// Every weight type against dequantize-then-matmul, on odd shapes.
+    /// The portable path (candle's block dot products) for `dtype`.
+    fn portable(q: &QLinear, xs: &[f32], rows: usize) -> Vec<f32> {
+        match q.w.dtype() {
+            GgmlDType::Q4_0 => q.run::<BlockQ4_0>(xs, rows),
+            GgmlDType::Q4_1 => q.run::<BlockQ4_1>(xs, rows),
+            GgmlDType::Q5_0 => q.run::<BlockQ5_0>(xs, rows),
+            GgmlDType::Q5_1 => q.run::<BlockQ5_1>(xs, rows),
+            GgmlDType::Q8_0 => q.run::<BlockQ8_0>(xs, rows),
+            GgmlDType::Q2K => q.run::<BlockQ2K>(xs, rows),
+            GgmlDType::Q3K => q.run::<BlockQ3K>(xs, rows),
+            GgmlDType::Q4K => q.run::<BlockQ4K>(xs, rows),
+            GgmlDType::Q5K => q.run::<BlockQ5K>(xs, rows),
+            GgmlDType::Q6K => q.run::<BlockQ6K>(xs, rows),
+            other => panic!("{other:?}"),
+        }
+        .unwrap()
+    }
+
+    /// Every weight type, on the path this CPU takes and on the portable one, against
+    /// dequantize-then-matmul, on odd shapes (row counts that leave partial tiles, inputs of
+    /// an odd number of blocks).
     #[test]
     fn qlinear_matches_dequantized_matmul() {
         let dev = Device::Cpu;
@@ -298,34 +433,43 @@ mod tests {
             GgmlDType::Q5K,
             GgmlDType::Q6K,
         ] {
-            for (out, rows) in [(1, 1), (7, 3), (33, 5), (17, 1)] {
-                let inp = 512;
-                let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
-                let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed)).collect();
-                let wt = Tensor::from_vec(w, (out, inp), &dev).unwrap();
-                let xt = Tensor::from_vec(x, (rows, inp), &dev).unwrap();
-                let q = Arc::new(QTensor::quantize(&wt, dtype).unwrap());
-                let reference = xt
-                    .matmul(&q.dequantize(&dev).unwrap().t().unwrap())
-                    .unwrap();
-                let got = QLinear::new(q).unwrap().forward(&xt).unwrap();
-                assert_eq!(got.dims(), &[rows, out]);
-                let diff = (got - &reference)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap();
-                let scale = reference.abs().unwrap().max_all().unwrap();
-                let (diff, scale) = (
-                    diff.to_scalar::<f32>().unwrap(),
-                    scale.to_scalar::<f32>().unwrap(),
-                );
-                // Only the activation quantization separates the two (8-bit: < 2% of range).
-                assert!(
-                    diff <= 0.02 * scale.max(1.0),
-                    "{dtype:?} {out}x{rows}: {diff} vs {scale}"
-                );
+            let widths: &[usize] = if dtype.block_size() == QK8 {
+                &[96, 512]
+            } else {
+                &[512]
+            };
+            for &inp in widths {
+                for (out, rows) in [(1, 1), (7, 3), (33, 5), (17, 1), (19, 67)] {
+                    let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
+                    let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed)).collect();
+                    let wt = Tensor::from_vec(w, (out, inp), &dev).unwrap();
+                    let xt = Tensor::from_vec(x.clone(), (rows, inp), &dev).unwrap();
+                    let q = Arc::new(QTensor::quantize(&wt, dtype).unwrap());
+                    let reference = xt
+                        .matmul(&q.dequantize(&dev).unwrap().t().unwrap())
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap();
+                    let lin = QLinear::new(q).unwrap();
+                    let got = lin.forward(&xt).unwrap();
+                    assert_eq!(got.dims(), &[rows, out]);
+                    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    let slow = portable(&lin, &x, rows);
+                    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+                    for (path, ys) in [("detected", &got), ("portable", &slow)] {
+                        let diff = ys
+                            .iter()
+                            .zip(&reference)
+                            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                        // Only the activation quantization separates them (8-bit: < 2% of range).
+                        assert!(
+                            diff <= 0.02 * scale,
+                            "{dtype:?} {path} {out}x{inp}x{rows}: {diff} vs {scale}"
+                        );
+                    }
+                }
             }
         }
     }

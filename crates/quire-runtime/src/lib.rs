@@ -22,6 +22,7 @@ pub mod generate;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+pub mod pool;
 pub mod rss;
 pub mod template;
 pub mod tokenizer;
@@ -140,6 +141,30 @@ impl Model {
     /// from the template: message content is always encoded as plain text.
     pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
         encode_chat(&self.tokenizer, &self.template, messages)
+    }
+
+    /// The logits of the token that would follow `ids`, computed as a fresh sequence: for
+    /// checking the runtime against reference outputs.
+    pub fn next_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            return Err(RuntimeError::EmptyPrompt);
+        }
+        if ids.len() > self.context {
+            return Err(RuntimeError::ContextOverflow {
+                prompt_tokens: ids.len(),
+                max_tokens: 0,
+                context: self.context,
+            });
+        }
+        let mut logits = None;
+        for (i, chunk) in ids.chunks(PREFILL_CHUNK).enumerate() {
+            logits = Some(
+                self.weights
+                    .forward(chunk, i * PREFILL_CHUNK, &self.device)?,
+            );
+        }
+        let logits = logits.ok_or(RuntimeError::EmptyPrompt)?;
+        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
     }
 
     /// Generates after `prompt_ids`, streaming each token to `sink`.
@@ -373,6 +398,7 @@ impl ChatEncoder {
 /// Sets the number of compute threads. Must be called before the first model is loaded.
 pub fn set_threads(n: usize) {
     if n > 0 {
+        pool::set_threads(n);
         // Read once by candle's and rayon's thread pools when they start.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }

@@ -11,7 +11,6 @@ use candle_core::{Device, Tensor};
 use crate::kernels::QLinear;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::gguf::GgufFile;
@@ -68,28 +67,41 @@ impl Config {
     }
 }
 
+/// RMS normalization as ggml computes it (sum of squares in f64), then the weight.
 struct RmsNorm {
-    weight: Tensor,
+    weight: Vec<f32>,
     eps: f32,
 }
 
 impl RmsNorm {
     fn load(file: &GgufFile, name: &str, eps: f64, dev: &Device) -> Result<Self> {
-        let weight = file.tensor(name, dev)?.dequantize(dev)?;
+        let weight = file.tensor(name, dev)?.dequantize(dev)?.to_vec1::<f32>()?;
         Ok(Self {
             weight,
             eps: eps as f32,
         })
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
+
+    /// `x`: rows of the model width.
+    fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let n = self.weight.len();
+        let mut y = vec![0f32; x.len()];
+        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+            let mean = (sum / n as f64) as f32;
+            let scale = 1.0 / (mean + self.eps).sqrt();
+            for ((o, &v), &w) in yr.iter_mut().zip(xr).zip(&self.weight) {
+                *o = (v * scale) * w;
+            }
+        }
+        y
     }
 }
 
 /// A weight matrix with an optional bias (Qwen2 has biases on q, k and v).
 struct Linear {
     weight: QLinear,
-    bias: Option<Tensor>,
+    bias: Option<Vec<f32>>,
 }
 
 impl Linear {
@@ -97,18 +109,26 @@ impl Linear {
         let weight = QLinear::new(Arc::new(file.tensor(&format!("{prefix}.weight"), dev)?))?;
         let bias_name = format!("{prefix}.bias");
         let bias = if file.has_tensor(&bias_name) {
-            Some(file.tensor(&bias_name, dev)?.dequantize(dev)?)
+            Some(
+                file.tensor(&bias_name, dev)?
+                    .dequantize(dev)?
+                    .to_vec1::<f32>()?,
+            )
         } else {
             None
         };
         Ok(Self { weight, bias })
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+
+    /// `x`: `rows` rows → `rows` rows of the output width.
+    fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let mut y = self.weight.forward_rows(x, rows)?;
+        if let Some(b) = &self.bias {
+            for row in y.chunks_exact_mut(b.len()) {
+                row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
+            }
+        }
+        Ok(y)
     }
 }
 
@@ -125,7 +145,8 @@ struct Layer {
     kv: KvCache,
 }
 
-/// The decoder with its KV cache.
+/// The decoder with its KV cache. Activations are plain row-major `f32` buffers from the
+/// embedding lookup to the logits: no tensor bookkeeping between the hot operations.
 pub struct Llama {
     cfg: Config,
     /// Kept quantized: rows are dequantized on lookup, so the table costs its file size.
@@ -133,8 +154,9 @@ pub struct Llama {
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: QLinear,
-    cos: Tensor,
-    sin: Tensor,
+    rope: RopeTables,
+    /// K and V of the layer being computed, widened to f32 (reused across layers and calls).
+    scratch: (Vec<f32>, Vec<f32>),
     dev: Device,
 }
 
@@ -173,15 +195,15 @@ impl Llama {
         } else {
             None
         };
-        let (cos, sin) = rope_tables(&cfg, max_seq, freq_factors.as_deref(), dev)?;
+        let rope = RopeTables::new(&cfg, max_seq, freq_factors.as_deref());
         Ok(Self {
             cfg,
             tok_embd,
             layers,
             norm,
             output,
-            cos,
-            sin,
+            rope,
+            scratch: (Vec::new(), Vec::new()),
             dev: dev.clone(),
         })
     }
@@ -196,101 +218,128 @@ impl Llama {
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
         let seq = tokens.len();
         let ids = Tensor::new(tokens, &self.dev)?;
-        let mut x = self.tok_embd.embedding(&ids)?.unsqueeze(0)?; // [1, seq, embd]
-        let cos = self.cos.narrow(0, pos, seq)?;
-        let sin = self.sin.narrow(0, pos, seq)?;
+        let mut x = self
+            .tok_embd
+            .embedding(&ids)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         for layer in &mut self.layers {
-            let h = layer.attn_norm.forward(&x)?;
-            let a = attention(&self.cfg, layer, &h, &cos, &sin)?;
-            x = (x + a)?;
-            let h = layer.ffn_norm.forward(&x)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-            let u = layer.up.forward(&h)?;
-            x = (x + layer.down.forward(&(g * u)?)?)?;
+            let h = layer.attn_norm.forward(&x);
+            let a = attention(
+                &self.cfg,
+                layer,
+                &h,
+                seq,
+                pos,
+                &self.rope,
+                &mut self.scratch,
+            )?;
+            add_assign(&mut x, &a);
+            let h = layer.ffn_norm.forward(&x);
+            let mut g = layer.gate.forward(&h, seq)?;
+            let u = layer.up.forward(&h, seq)?;
+            // SwiGLU: silu(gate) × up.
+            g.iter_mut()
+                .zip(&u)
+                .for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            let d = layer.down.forward(&g, seq)?;
+            add_assign(&mut x, &d);
         }
-        let last = x.narrow(1, seq - 1, 1)?;
-        let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?; // [1, 1, vocab]
-        Ok(logits.flatten_all()?)
+        let last = &x[(seq - 1) * self.cfg.n_embd..];
+        let last = self.norm.forward(last);
+        let logits = self.output.forward_rows(&last, 1)?;
+        let n = logits.len();
+        Ok(Tensor::from_vec(logits, n, &self.dev)?)
     }
 }
 
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, &b)| *a += b);
+}
+
+/// `x`: `[seq][embd]` (normalized) → the attention block's output, `[seq][embd]`.
 fn attention(
     cfg: &Config,
     layer: &mut Layer,
-    x: &Tensor,
-    cos: &Tensor,
-    sin: &Tensor,
-) -> Result<Tensor> {
-    let (b, seq, _) = x.dims3()?;
-    let hd = cfg.head_dim;
-    let q = layer
-        .q
-        .forward(x)?
-        .reshape((b, seq, cfg.n_head, hd))?
-        .transpose(1, 2)?;
-    let k = layer
-        .k
-        .forward(x)?
-        .reshape((b, seq, cfg.n_kv_head, hd))?
-        .transpose(1, 2)?;
-    let v = layer.v.forward(x)?.reshape((b, seq, cfg.n_kv_head, hd))?;
-    let (q, k) = if cfg.rope_neox {
-        (
-            candle_nn::rotary_emb::rope(&q.contiguous()?, cos, sin)?,
-            candle_nn::rotary_emb::rope(&k.contiguous()?, cos, sin)?,
-        )
-    } else {
-        (
-            candle_nn::rotary_emb::rope_i(&q.contiguous()?, cos, sin)?,
-            candle_nn::rotary_emb::rope_i(&k.contiguous()?, cos, sin)?,
-        )
-    };
+    x: &[f32],
+    seq: usize,
+    pos: usize,
+    rope: &RopeTables,
+    scratch: &mut (Vec<f32>, Vec<f32>),
+) -> Result<Vec<f32>> {
+    let mut q = layer.q.forward(x, seq)?; // [seq][n_head][hd]
+    let mut k = layer.k.forward(x, seq)?; // [seq][n_kv][hd]
+    let v = layer.v.forward(x, seq)?;
+    rope.apply(cfg, &mut q, cfg.n_head, pos);
+    rope.apply(cfg, &mut k, cfg.n_kv_head, pos);
     // K and V are cached in f16 as in llama.cpp; attention follows its CPU flash-attention
     // kernel, so greedy output stays on llama.cpp's path.
-    let pos = layer.kv.len();
-    layer.kv.append(&k, &v)?;
-    let q = q.flatten_all()?.to_vec1::<f32>()?;
-    let y = flash_attention(cfg, &q, seq, pos, &layer.kv);
-    let y = Tensor::from_vec(y, (b, cfg.n_head, seq, hd), x.device())?
-        .transpose(1, 2)?
-        .reshape((b, seq, cfg.n_head * hd))?;
-    layer.o.forward(&y)
+    let start = layer.kv.len();
+    debug_assert_eq!(start, pos, "KV cache out of step");
+    layer.kv.append(&k, &v);
+    let y = flash_attention(cfg, &q, seq, start, &layer.kv, scratch);
+    layer.o.forward(&y, seq)
 }
 
-/// cos/sin tables computed as ggml does (angle advanced by repeated f32 multiplication), so
-/// positions rotate exactly as in llama.cpp.
-fn rope_tables(
-    cfg: &Config,
-    max_seq: usize,
-    freq_factors: Option<&[f32]>,
-    dev: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let half = cfg.head_dim / 2;
-    let theta_scale = (cfg.rope_base as f32).powf(-2.0 / cfg.head_dim as f32);
-    let mut cos = Vec::with_capacity(max_seq * half);
-    let mut sin = Vec::with_capacity(max_seq * half);
-    for p in 0..max_seq {
-        let mut theta = p as f32;
-        for i in 0..half {
-            let factor = freq_factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
-            let t = theta / factor;
-            cos.push(t.cos());
-            sin.push(t.sin());
-            theta *= theta_scale;
+/// Rotary-embedding tables, `[max_seq][head_dim / 2]`, computed as ggml does (angle
+/// advanced by repeated f32 multiplication), so positions rotate exactly as in llama.cpp.
+struct RopeTables {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTables {
+    fn new(cfg: &Config, max_seq: usize, freq_factors: Option<&[f32]>) -> Self {
+        let half = cfg.head_dim / 2;
+        let theta_scale = (cfg.rope_base as f32).powf(-2.0 / cfg.head_dim as f32);
+        let mut cos = Vec::with_capacity(max_seq * half);
+        let mut sin = Vec::with_capacity(max_seq * half);
+        for p in 0..max_seq {
+            let mut theta = p as f32;
+            for i in 0..half {
+                let factor = freq_factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
+                let t = theta / factor;
+                cos.push(t.cos());
+                sin.push(t.sin());
+                theta *= theta_scale;
+            }
+        }
+        Self { cos, sin }
+    }
+
+    /// Rotates each head of each row of `x` in place; row `i` sits at position `pos + i`.
+    fn apply(&self, cfg: &Config, x: &mut [f32], n_heads: usize, pos: usize) {
+        let hd = cfg.head_dim;
+        let half = hd / 2;
+        for (i, row) in x.chunks_exact_mut(n_heads * hd).enumerate() {
+            let c = &self.cos[(pos + i) * half..][..half];
+            let s = &self.sin[(pos + i) * half..][..half];
+            for head in row.chunks_exact_mut(hd) {
+                for k in 0..half {
+                    // NEOX pairs element k with k + half; the original layout pairs neighbours.
+                    let (a, b) = if cfg.rope_neox {
+                        (k, k + half)
+                    } else {
+                        (2 * k, 2 * k + 1)
+                    };
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * c[k] - x1 * s[k];
+                    head[b] = x0 * s[k] + x1 * c[k];
+                }
+            }
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (max_seq, half), dev)?,
-        Tensor::from_vec(sin, (max_seq, half), dev)?,
-    ))
 }
 
-/// One layer's keys and values in f16, position-major (`[pos][kv_head][dim]`), grown as
-/// tokens arrive so memory follows the sequence actually used.
+/// One layer's keys and values in f16. K is kept transposed per KV head
+/// (`[kv_head][dim][position]`, rows of `cap` positions) so that attention widens it to f32
+/// with contiguous conversions; V is position-major (`[position][kv_head][dim]`). Capacity
+/// doubles as tokens arrive, so memory follows the sequence actually used.
 struct KvCache {
-    k: Vec<f16>,
+    k_t: Vec<f16>,
     v: Vec<f16>,
+    len: usize,
+    cap: usize,
     n_kv: usize,
     hd: usize,
 }
@@ -298,111 +347,140 @@ struct KvCache {
 impl KvCache {
     fn new(n_kv: usize, hd: usize) -> Self {
         Self {
-            k: Vec::new(),
+            k_t: Vec::new(),
             v: Vec::new(),
+            len: 0,
+            cap: 0,
             n_kv,
             hd,
         }
     }
 
     fn len(&self) -> usize {
-        self.k.len() / (self.n_kv * self.hd)
+        self.len
     }
 
     fn clear(&mut self) {
-        self.k.clear();
+        self.len = 0;
         self.v.clear();
     }
 
-    /// `k`: `[1, n_kv, seq, hd]` (after RoPE); `v`: `[1, seq, n_kv, hd]`.
-    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
-        let k = k.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>()?; // [seq, n_kv, hd]
-        let v = v.flatten_all()?.to_vec1::<f32>()?;
-        let start = self.k.len();
-        self.k.resize(start + k.len(), f16::ZERO);
-        self.k[start..].convert_from_f32_slice(&k);
+    /// `k`, `v`: `[seq][n_kv][hd]`, K after RoPE.
+    fn append(&mut self, k: &[f32], v: &[f32]) {
+        let width = self.n_kv * self.hd;
+        let seq = k.len() / width;
+        if self.len + seq > self.cap {
+            let cap = (self.len + seq).max(2 * self.cap).max(64);
+            let mut k_t = vec![f16::ZERO; width * cap];
+            for (row, old) in self.k_t.chunks_exact(self.cap.max(1)).enumerate() {
+                k_t[row * cap..][..self.len].copy_from_slice(&old[..self.len]);
+            }
+            self.k_t = k_t;
+            self.cap = cap;
+        }
+        for (i, krow) in k.chunks_exact(width).enumerate() {
+            for (c, &x) in krow.iter().enumerate() {
+                self.k_t[c * self.cap + self.len + i] = f16::from_f32(x);
+            }
+        }
+        let start = self.v.len();
         self.v.resize(start + v.len(), f16::ZERO);
-        self.v[start..].convert_from_f32_slice(&v);
-        Ok(())
+        self.v[start..].convert_from_f32_slice(v);
+        self.len += seq;
+    }
+
+    /// K as f32, `[kv_head][dim][position]` with rows of `len`, and V as f32, into `k`, `v`.
+    fn widen(&self, k: &mut Vec<f32>, v: &mut Vec<f32>) {
+        let width = self.n_kv * self.hd;
+        k.resize(width * self.len, 0.0);
+        for (row, dst) in k.chunks_exact_mut(self.len).enumerate() {
+            self.k_t[row * self.cap..][..self.len].convert_to_f32_slice(dst);
+        }
+        v.resize(width * self.len, 0.0);
+        self.v[..width * self.len].convert_to_f32_slice(v);
     }
 }
 
 /// llama.cpp's CPU flash attention (`ggml_compute_forward_flash_attn_ext_f16`): Q rounded to
 /// f16, an online softmax over the keys in order, and the weighted sum of V accumulated in
-/// f16. `q` is `[n_head, seq, hd]`; query `i` sits at position `pos + i` and sees keys
-/// `0..=pos + i`. Returns `[n_head, seq, hd]`.
+/// f16. `q` is `[seq][n_head][hd]`; query `i` sits at position `pos + i` and sees keys
+/// `0..=pos + i`. Returns `[seq][n_head][hd]`.
 ///
 /// Scores are computed for all keys at once with K transposed (`[dim][key]`): each score is
 /// still summed over `dim` in order, so the result is bit-identical to one dot per key, but
 /// the work vectorizes across keys instead of waiting on one long chain of additions.
-fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache) -> Vec<f32> {
+fn flash_attention(
+    cfg: &Config,
+    q: &[f32],
+    seq: usize,
+    pos: usize,
+    kv: &KvCache,
+    scratch: &mut (Vec<f32>, Vec<f32>),
+) -> Vec<f32> {
     let hd = cfg.head_dim;
     let n_kv = cfg.n_kv_head;
     let n_rep = cfg.n_head / n_kv;
     let total = kv.len();
     let scale = 1.0 / (hd as f32).sqrt();
-    // Widen the cache once per call: K transposed per KV head, V as stored.
-    let mut k = vec![0f32; kv.k.len()];
-    kv.k.convert_to_f32_slice(&mut k);
-    let mut k_t = vec![0f32; kv.k.len()]; // [kv_head][dim][key]
-    for (j, row) in k.chunks_exact(n_kv * hd).enumerate() {
-        for (h, src) in row.chunks_exact(hd).enumerate() {
-            for (d, &x) in src.iter().enumerate() {
-                k_t[(h * hd + d) * total + j] = x;
-            }
-        }
-    }
-    let mut v = vec![0f32; kv.v.len()];
-    kv.v.convert_to_f32_slice(&mut v);
+    // Widen the cache once per call (contiguous conversions into reused buffers).
+    kv.widen(&mut scratch.0, &mut scratch.1);
+    let (k_t, v) = (&scratch.0, &scratch.1);
     let mut out = vec![0f32; cfg.n_head * seq * hd];
-    out.par_chunks_mut(seq * hd)
-        .enumerate()
-        .for_each(|(h, out_h)| {
-            let kvh = h / n_rep;
-            let k_h = &k_t[kvh * hd * total..][..hd * total];
-            let mut qrow = vec![0f32; hd];
-            let mut acc = vec![0f32; hd];
-            let mut acc16 = vec![f16::ZERO; hd];
-            let mut scores = vec![0f32; total];
-            for (i, dst) in out_h.chunks_mut(hd).enumerate() {
-                let src = &q[(h * seq + i) * hd..][..hd];
-                acc16.convert_from_f32_slice(src);
-                acc16.convert_to_f32_slice(&mut qrow);
-                let n = (pos + i + 1).min(total);
-                let sc = &mut scores[..n];
-                sc.iter_mut().for_each(|s| *s = 0.0);
-                for (d, &qd) in qrow.iter().enumerate() {
-                    let krow = &k_h[d * total..d * total + n];
-                    sc.iter_mut().zip(krow).for_each(|(s, &kx)| *s += qd * kx);
-                }
-                acc.iter_mut().for_each(|a| *a = 0.0);
-                let mut m = f32::NEG_INFINITY;
-                let mut s_sum = 0f32;
-                for (j, &dot) in sc.iter().enumerate() {
-                    let s = dot * scale;
-                    let (ms, vs) = if s > m {
-                        let ms = (m - s).exp();
-                        m = s;
-                        (ms, 1.0)
-                    } else {
-                        (1.0, (s - m).exp())
-                    };
-                    let vrow = &v[(j * n_kv + kvh) * hd..][..hd];
-                    // The running sum lives in f16 in ggml: rounded after the rescale and after
-                    // each add.
-                    if ms != 1.0 {
-                        acc.iter_mut().for_each(|a| *a *= ms);
-                        acc16.convert_from_f32_slice(&acc);
-                        acc16.convert_to_f32_slice(&mut acc);
-                    }
-                    acc.iter_mut().zip(vrow).for_each(|(a, &x)| *a += x * vs);
+    crate::pool::global().chunks_mut(&mut out, seq * hd, |h, out_h| {
+        let kvh = h / n_rep;
+        let k_h = &k_t[kvh * hd * total..][..hd * total];
+        let mut qrow = vec![0f32; hd];
+        let mut acc = vec![0f32; hd];
+        let mut acc16 = vec![f16::ZERO; hd];
+        let mut scores = vec![0f32; total];
+        for (i, dst) in out_h.chunks_mut(hd).enumerate() {
+            let src = &q[(i * cfg.n_head + h) * hd..][..hd];
+            acc16.convert_from_f32_slice(src);
+            acc16.convert_to_f32_slice(&mut qrow);
+            let n = (pos + i + 1).min(total);
+            let sc = &mut scores[..n];
+            sc.iter_mut().for_each(|s| *s = 0.0);
+            for (d, &qd) in qrow.iter().enumerate() {
+                let krow = &k_h[d * total..d * total + n];
+                sc.iter_mut().zip(krow).for_each(|(s, &kx)| *s += qd * kx);
+            }
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            let mut m = f32::NEG_INFINITY;
+            let mut s_sum = 0f32;
+            for (j, &dot) in sc.iter().enumerate() {
+                let s = dot * scale;
+                let (ms, vs) = if s > m {
+                    let ms = (m - s).exp();
+                    m = s;
+                    (ms, 1.0)
+                } else {
+                    (1.0, (s - m).exp())
+                };
+                let vrow = &v[(j * n_kv + kvh) * hd..][..hd];
+                // The running sum lives in f16 in ggml: rounded after the rescale and after
+                // each add.
+                if ms != 1.0 {
+                    acc.iter_mut().for_each(|a| *a *= ms);
                     acc16.convert_from_f32_slice(&acc);
                     acc16.convert_to_f32_slice(&mut acc);
-                    s_sum = s_sum * ms + vs;
                 }
-                let inv = 1.0 / s_sum;
-                dst.iter_mut().zip(&acc).for_each(|(d, a)| *d = a * inv);
+                acc.iter_mut().zip(vrow).for_each(|(a, &x)| *a += x * vs);
+                acc16.convert_from_f32_slice(&acc);
+                acc16.convert_to_f32_slice(&mut acc);
+                s_sum = s_sum * ms + vs;
             }
-        });
-    out
+            let inv = 1.0 / s_sum;
+            dst.iter_mut().zip(&acc).for_each(|(d, a)| *d = a * inv);
+        }
+    });
+    if seq == 1 {
+        return out;
+    }
+    let mut y = vec![0f32; out.len()];
+    for (h, out_h) in out.chunks_exact(seq * hd).enumerate() {
+        for (i, src) in out_h.chunks_exact(hd).enumerate() {
+            y[(i * cfg.n_head + h) * hd..][..hd].copy_from_slice(src);
+        }
+    }
+    y
 }

@@ -1,0 +1,490 @@
+//! x86-64 dot-product tiles for the 32-value block types (Q4_0, Q4_1, Q5_0, Q8_0).
+//!
+//! Each tile dots one weight row with `R` activation rows, so a weight block is loaded and
+//! unpacked once for `R` tokens during prefill (`R = 1` for decode). Per output the
+//! arithmetic is exactly llama.cpp's AVX2 `ggml_vec_dot_*`: integer block sums, one FMA per
+//! block into an 8-lane accumulator in block order, the same horizontal sum, so results are
+//! bit-identical to llama.cpp whatever the tiling. With AVX-512 VNNI the byte products are
+//! summed by `vpdpbusd` instead of `vpmaddubsw` + `vpmaddwd`; the integer sums are the same.
+//!
+//! Selected at run time: [`level`] says which set this CPU has; the caller falls back to the
+//! portable path when it is `None`.
+
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+use half::f16;
+
+use super::{Q8_0, Q8_1, QK8};
+
+#[repr(C)]
+pub(crate) struct Q4_0W {
+    d: f16,
+    qs: [u8; QK8 / 2],
+}
+#[repr(C)]
+pub(crate) struct Q4_1W {
+    d: f16,
+    m: f16,
+    qs: [u8; QK8 / 2],
+}
+#[repr(C)]
+pub(crate) struct Q5_0W {
+    d: f16,
+    qh: [u8; 4],
+    qs: [u8; QK8 / 2],
+}
+
+use candle_core::quantized::k_quants::{BlockQ4_0, BlockQ4_1, BlockQ5_0};
+const _: () = assert!(std::mem::size_of::<Q4_0W>() == std::mem::size_of::<BlockQ4_0>());
+const _: () = assert!(std::mem::size_of::<Q4_1W>() == std::mem::size_of::<BlockQ4_1>());
+const _: () = assert!(std::mem::size_of::<Q5_0W>() == std::mem::size_of::<BlockQ5_0>());
+const _: () = assert!(std::mem::align_of::<Q4_0W>() == std::mem::align_of::<BlockQ4_0>());
+const _: () = assert!(std::mem::align_of::<Q4_1W>() == std::mem::align_of::<BlockQ4_1>());
+const _: () = assert!(std::mem::align_of::<Q5_0W>() == std::mem::align_of::<BlockQ5_0>());
+
+/// The instruction sets a tile can use on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    Avx2,
+    Avx512Vnni,
+}
+
+/// Detected once. `QUIRE_KERNELS=portable` turns the tiles off and `avx2` caps them at AVX2
+/// (for comparing paths).
+pub(crate) fn level() -> Option<Level> {
+    static LEVEL: OnceLock<Option<Level>> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let want = std::env::var("QUIRE_KERNELS").unwrap_or_default();
+        if want == "portable" {
+            return None;
+        }
+        let avx2 = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        let vnni = is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+        match (avx2, vnni && want != "avx2") {
+            (true, true) => Some(Level::Avx512Vnni),
+            (true, false) => Some(Level::Avx2),
+            _ => None,
+        }
+    })
+}
+
+/// Activation rows for a tile: the quantized blocks and their scales widened to f32 once.
+pub(crate) struct Acts<'a, A> {
+    pub(crate) blocks: &'a [A],
+    /// `d` of each block.
+    pub(crate) d: &'a [f32],
+    /// `s` (`d` × sum of the quants) of each block; empty for Q8_0.
+    pub(crate) s: &'a [f32],
+    /// Blocks per row.
+    pub(crate) stride: usize,
+}
+
+/// A weight block type with a tile.
+pub(crate) trait Tile: Sized + Sync {
+    type Act: Sync;
+    /// Dots `w` (one weight row) with activation rows `first..first + R`, into `out`.
+    ///
+    /// # Safety
+    /// `level` must be supported by this CPU, and the rows must exist in `acts`.
+    unsafe fn dot<const R: usize>(
+        level: Level,
+        w: &[Self],
+        acts: &Acts<'_, Self::Act>,
+        first: usize,
+        out: &mut [f32],
+    );
+}
+
+// ---------------------------------------------------------------- shared helpers
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_float_8(x: __m256) -> f32 {
+    let mut res = _mm256_extractf128_ps(x, 1);
+    res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+    res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+    res = _mm_add_ss(res, _mm_movehdup_ps(res));
+    _mm_cvtss_f32(res)
+}
+
+/// 32 nibbles to 32 bytes in 0..=15: low nibbles first, then high.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
+    let tmp = _mm_loadu_si128(p as *const __m128i);
+    let bytes = _mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp);
+    _mm256_and_si256(_mm256_set1_epi8(0xF), bytes)
+}
+
+/// 32 bits to 32 bytes of 0x00 or 0xFF.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
+    let x32 = i32::from_le_bytes(*(p as *const [u8; 4]));
+    let shuf = _mm256_set_epi64x(
+        0x0303030303030303,
+        0x0202020202020202,
+        0x0101010101010101,
+        0x0000000000000000,
+    );
+    let mut bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32), shuf);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+/// Unsigned × signed bytes, summed in fours, as f32 (`ax` unsigned, `sy` signed).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mul_sum_us8_avx2(ax: __m256i, sy: __m256i) -> __m256 {
+    let dot = _mm256_maddubs_epi16(ax, sy);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn mul_sum_us8_vnni(ax: __m256i, sy: __m256i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
+}
+
+#[inline(always)]
+fn f(x: f16) -> f32 {
+    x.to_f32()
+}
+
+// ---------------------------------------------------------------- the tiles
+
+/// Generates a tile for one weight type in both instruction-set variants. `$prep` unpacks a
+/// weight block into `(x, scale_w, extra)`: `x` the bytes to multiply (unsigned when
+/// `$signed` is false), then `$body` per activation row.
+macro_rules! tile {
+    ($name:ident, $w:ty, $act:ty, |$b:ident| $prep:block, $signed:expr, $min:expr) => {
+        mod $name {
+            use super::*;
+
+            macro_rules! body {
+                ($mul:ident, $feat:literal) => {
+                    #[target_feature(enable = $feat)]
+                    pub unsafe fn dot<const R: usize>(
+                        w: &[$w],
+                        acts: &Acts<'_, $act>,
+                        first: usize,
+                        out: &mut [f32],
+                    ) {
+                        let mut acc = [_mm256_setzero_ps(); R];
+                        let mut summs = [0f32; R];
+                        for (i, $b) in w.iter().enumerate() {
+                            let (qx, dw, mw): (__m256i, f32, f32) = $prep;
+                            // With signed weights, llama.cpp moves the sign onto y.
+                            let ax = if $signed {
+                                _mm256_sign_epi8(qx, qx)
+                            } else {
+                                qx
+                            };
+                            for r in 0..R {
+                                let j = (first + r) * acts.stride + i;
+                                let y = acts.blocks.get_unchecked(j);
+                                let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                                let sy = if $signed {
+                                    _mm256_sign_epi8(qy, qx)
+                                } else {
+                                    qy
+                                };
+                                let d = _mm256_set1_ps(dw * *acts.d.get_unchecked(j));
+                                if $min {
+                                    summs[r] += mw * *acts.s.get_unchecked(j);
+                                }
+                                let q = $mul(ax, sy);
+                                acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
+                            }
+                        }
+                        for r in 0..R {
+                            out[r] = hsum_float_8(acc[r]) + summs[r];
+                        }
+                    }
+                };
+            }
+
+            pub mod avx2 {
+                use super::*;
+                body!(mul_sum_us8_avx2, "avx2,fma,f16c");
+            }
+
+            pub mod vnni {
+                use super::*;
+                body!(mul_sum_us8_vnni, "avx2,fma,f16c,avx512vnni,avx512vl");
+            }
+        }
+
+        impl Tile for $w {
+            type Act = $act;
+            unsafe fn dot<const R: usize>(
+                level: Level,
+                w: &[Self],
+                acts: &Acts<'_, $act>,
+                first: usize,
+                out: &mut [f32],
+            ) {
+                match level {
+                    Level::Avx2 => $name::avx2::dot::<R>(w, acts, first, out),
+                    Level::Avx512Vnni => $name::vnni::dot::<R>(w, acts, first, out),
+                }
+            }
+        }
+    };
+}
+
+// Q4_0: nibbles − 8, signed, × d.
+tile!(
+    q4_0,
+    Q4_0W,
+    Q8_0,
+    |b| {
+        let qx = _mm256_sub_epi8(bytes_from_nibbles_32(b.qs.as_ptr()), _mm256_set1_epi8(8));
+        (qx, f(b.d), 0.0)
+    },
+    true,
+    false
+);
+
+// Q4_1: nibbles unsigned, × d, plus m × (d_y × Σy) per block.
+tile!(
+    q4_1,
+    Q4_1W,
+    Q8_1,
+    |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), f(b.m)) },
+    false,
+    true
+);
+
+// Q5_0: nibbles with the fifth bit from qh, as signed values −16..=15.
+tile!(
+    q5_0,
+    Q5_0W,
+    Q8_0,
+    |b| {
+        let mut qx = bytes_from_nibbles_32(b.qs.as_ptr());
+        let hi = bytes_from_bits_32(b.qh.as_ptr());
+        let hi = _mm256_andnot_si256(hi, _mm256_set1_epi8(0xF0u8 as i8));
+        qx = _mm256_or_si256(qx, hi);
+        (qx, f(b.d), 0.0)
+    },
+    true,
+    false
+);
+
+// Q8_0: the bytes as they are.
+tile!(
+    q8_0,
+    Q8_0,
+    Q8_0,
+    |b| {
+        (
+            _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i),
+            f(b.d),
+            0.0,
+        )
+    },
+    true,
+    false
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    }
+
+    fn levels() -> Vec<Level> {
+        let mut v = Vec::new();
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+        {
+            v.push(Level::Avx2);
+            if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+                v.push(Level::Avx512Vnni);
+            }
+        }
+        v
+    }
+
+    fn nibble(qs: &[u8; 16], k: usize) -> i32 {
+        if k < 16 {
+            (qs[k] & 0xF) as i32
+        } else {
+            (qs[k - 16] >> 4) as i32
+        }
+    }
+
+    /// llama.cpp's AVX2 arithmetic in scalar code: lane `j` of a block holds the exact integer
+    /// sum of elements `4j..4j+4`, lanes accumulate by FMA in block order, then the fixed
+    /// horizontal sum `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`.
+    fn reference(blocks: &[(f32, f32, [i32; 32])], acts: &[(f32, f32, [i8; 32])]) -> f32 {
+        let mut acc = [0f32; 8];
+        let mut summs = 0f32;
+        for ((dw, mw, x), (dy, sy, y)) in blocks.iter().zip(acts) {
+            let d = dw * dy;
+            summs += mw * sy;
+            for (j, a) in acc.iter_mut().enumerate() {
+                let lane: i32 = (4 * j..4 * j + 4).map(|k| x[k] * y[k] as i32).sum();
+                *a = d.mul_add(lane as f32, *a);
+            }
+        }
+        let r: Vec<f32> = (0..4).map(|i| acc[i + 4] + acc[i]).collect();
+        ((r[0] + r[2]) + (r[1] + r[3])) + summs
+    }
+
+    fn weights<W>(dtype: GgmlDType, out: usize, inp: usize, seed: &mut u64) -> Vec<u8> {
+        let w: Vec<f32> = (0..out * inp).map(|_| lcg(seed)).collect();
+        let t = Tensor::from_vec(w, (out, inp), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&t, dtype).unwrap();
+        let bytes = q.data().unwrap().to_vec();
+        assert_eq!(bytes.len(), out * inp / QK8 * std::mem::size_of::<W>());
+        bytes
+    }
+
+    /// Reinterprets candle's block bytes (copied into a block-aligned Vec) as `W`.
+    fn as_blocks<W>(bytes: &[u8]) -> Vec<W> {
+        let n = bytes.len() / std::mem::size_of::<W>();
+        let mut v: Vec<W> = Vec::with_capacity(n);
+        // SAFETY: `W` is a plain-old-data mirror of the block layout; every byte is copied.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr() as *mut u8, bytes.len());
+            v.set_len(n);
+        }
+        v
+    }
+
+    fn check<W: Tile<Act = A>, A>(
+        dtype: GgmlDType,
+        unpack: impl Fn(&W) -> (f32, f32, [i32; 32]),
+        quantize: impl Fn(&[f32]) -> Vec<A>,
+        act: impl Fn(&A) -> (f32, f32, [i8; 32]),
+    ) {
+        let mut seed = 11u64;
+        for (out, inp, rows) in [(3, 32, 1), (5, 96, 7), (2, 512, 9), (4, 160, 13)] {
+            let w: Vec<W> = as_blocks(&weights::<W>(dtype, out, inp, &mut seed));
+            let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed) * 3.0).collect();
+            let blocks = quantize(&x);
+            let (d, s): (Vec<f32>, Vec<f32>) = blocks.iter().map(|b| (act(b).0, act(b).1)).unzip();
+            let nb = inp / QK8;
+            let acts = Acts {
+                blocks: &blocks,
+                d: &d,
+                s: &s,
+                stride: nb,
+            };
+            for level in levels() {
+                for o in 0..out {
+                    let row = &w[o * nb..(o + 1) * nb];
+                    let mut four = vec![0f32; rows];
+                    let mut one = vec![0f32; rows];
+                    for r in 0..rows {
+                        // SAFETY: `level` was detected on this CPU; row r exists.
+                        unsafe { W::dot::<1>(level, row, &acts, r, &mut one[r..r + 1]) };
+                    }
+                    let mut r = 0;
+                    while r + 4 <= rows {
+                        // SAFETY: as above, rows r..r+4 exist.
+                        unsafe { W::dot::<4>(level, row, &acts, r, &mut four[r..r + 4]) };
+                        r += 4;
+                    }
+                    four[r..].copy_from_slice(&one[r..]);
+                    for r in 0..rows {
+                        let wb: Vec<_> = row.iter().map(&unpack).collect();
+                        let ab: Vec<_> = blocks[r * nb..(r + 1) * nb].iter().map(&act).collect();
+                        let want = reference(&wb, &ab);
+                        assert_eq!(
+                            one[r].to_bits(),
+                            want.to_bits(),
+                            "{dtype:?} {level:?} {out}x{inp} row {r}: {} vs {want}",
+                            one[r]
+                        );
+                        assert_eq!(four[r].to_bits(), want.to_bits(), "{dtype:?} tile of 4");
+                    }
+                }
+            }
+        }
+    }
+
+    fn act0(b: &Q8_0) -> (f32, f32, [i8; 32]) {
+        (b.d.to_f32(), 0.0, b.qs)
+    }
+
+    fn act1(b: &Q8_1) -> (f32, f32, [i8; 32]) {
+        (b.d.to_f32(), b.s.to_f32(), b.qs)
+    }
+
+    #[test]
+    fn q4_0_tiles_match_llama_cpp_bit_for_bit() {
+        check::<Q4_0W, _>(
+            GgmlDType::Q4_0,
+            |b| {
+                (
+                    b.d.to_f32(),
+                    0.0,
+                    std::array::from_fn(|k| nibble(&b.qs, k) - 8),
+                )
+            },
+            super::super::quantize_q8_0,
+            act0,
+        );
+    }
+
+    #[test]
+    fn q4_1_tiles_match_llama_cpp_bit_for_bit() {
+        check::<Q4_1W, _>(
+            GgmlDType::Q4_1,
+            |b| {
+                (
+                    b.d.to_f32(),
+                    b.m.to_f32(),
+                    std::array::from_fn(|k| nibble(&b.qs, k)),
+                )
+            },
+            super::super::quantize_q8_1,
+            act1,
+        );
+    }
+
+    #[test]
+    fn q5_0_tiles_match_llama_cpp_bit_for_bit() {
+        check::<Q5_0W, _>(
+            GgmlDType::Q5_0,
+            |b| {
+                let qh = u32::from_le_bytes(b.qh);
+                let x =
+                    std::array::from_fn(|k| nibble(&b.qs, k) + 16 * ((qh >> k) & 1) as i32 - 16);
+                (b.d.to_f32(), 0.0, x)
+            },
+            super::super::quantize_q8_0,
+            act0,
+        );
+    }
+
+    #[test]
+    fn q8_0_tiles_match_llama_cpp_bit_for_bit() {
+        check::<Q8_0, _>(
+            GgmlDType::Q8_0,
+            |b| (b.d.to_f32(), 0.0, std::array::from_fn(|k| b.qs[k] as i32)),
+            super::super::quantize_q8_0,
+            act0,
+        );
+    }
+
+    #[test]
+    fn the_tiles_run_on_this_cpu() {
+        // Without AVX2 the bit-for-bit tests above would check nothing.
+        assert!(!levels().is_empty(), "no AVX2 on this CPU");
+    }
+}
