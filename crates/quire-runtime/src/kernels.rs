@@ -18,6 +18,15 @@ use crate::error::Result;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+/// Whether the SIMD kernels are on: an x86-64 CPU with AVX2, FMA and F16C, unless
+/// `QUIRE_KERNELS=portable` turns them off.
+pub(crate) fn simd_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return x86::level().is_some();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
 const QK8: usize = 32;
 const QK_K: usize = 256;
 

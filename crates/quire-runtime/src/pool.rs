@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long an idle worker keeps spinning before it parks.
+/// How long an idle worker keeps polling (spinning, then yielding) before it parks.
 const SPIN: Duration = Duration::from_millis(3);
+/// Polls of a waiting thread before it starts yielding its core (tens of microseconds:
+/// the gap between the sections of one decode step).
+const EAGER_SPINS: u32 = 4096;
 
 type Task<'a> = &'a (dyn Fn(usize) + Sync);
 
@@ -120,8 +123,14 @@ impl Pool {
             s.wake.notify_all();
         }
         work(&job);
+        let mut spins = 0u32;
         while s.acked.load(Acquire) < self.workers {
-            std::hint::spin_loop();
+            spins = spins.saturating_add(1);
+            if spins < EAGER_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         s.job.store(std::ptr::null_mut(), SeqCst);
         drop(guard);
@@ -188,9 +197,16 @@ fn worker(s: &Shared) {
                 seen = e;
                 break;
             }
-            spins = spins.wrapping_add(1);
-            if !spins.is_multiple_of(1024) || idle_since.elapsed() < SPIN {
+            spins = spins.saturating_add(1);
+            if spins < EAGER_SPINS {
                 std::hint::spin_loop();
+                continue;
+            }
+            if idle_since.elapsed() < SPIN {
+                // Yield rather than burn the core: when other processes want the CPU
+                // (a build, the desktop's webview), a thread that spins in place keeps
+                // the very thread it waits for off the core.
+                std::thread::yield_now();
                 continue;
             }
             let mut l = s.lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -155,8 +155,6 @@ pub struct Llama {
     norm: RmsNorm,
     output: QLinear,
     rope: RopeTables,
-    /// K and V of the layer being computed, widened to f32 (reused across layers and calls).
-    scratch: (Vec<f32>, Vec<f32>),
     dev: Device,
 }
 
@@ -203,7 +201,6 @@ impl Llama {
             norm,
             output,
             rope,
-            scratch: (Vec::new(), Vec::new()),
             dev: dev.clone(),
         })
     }
@@ -225,15 +222,7 @@ impl Llama {
             .to_vec1::<f32>()?;
         for layer in &mut self.layers {
             let h = layer.attn_norm.forward(&x);
-            let a = attention(
-                &self.cfg,
-                layer,
-                &h,
-                seq,
-                pos,
-                &self.rope,
-                &mut self.scratch,
-            )?;
+            let a = attention(&self.cfg, layer, &h, seq, pos, &self.rope)?;
             add_assign(&mut x, &a);
             let h = layer.ffn_norm.forward(&x);
             let mut g = layer.gate.forward(&h, seq)?;
@@ -265,7 +254,6 @@ fn attention(
     seq: usize,
     pos: usize,
     rope: &RopeTables,
-    scratch: &mut (Vec<f32>, Vec<f32>),
 ) -> Result<Vec<f32>> {
     let mut q = layer.q.forward(x, seq)?; // [seq][n_head][hd]
     let mut k = layer.k.forward(x, seq)?; // [seq][n_kv][hd]
@@ -277,7 +265,7 @@ fn attention(
     let start = layer.kv.len();
     debug_assert_eq!(start, pos, "KV cache out of step");
     layer.kv.append(&k, &v);
-    let y = flash_attention(cfg, &q, seq, start, &layer.kv, scratch);
+    let y = flash_attention(cfg, &q, seq, start, &layer.kv);
     layer.o.forward(&y, seq)
 }
 
@@ -388,17 +376,6 @@ impl KvCache {
         self.v[start..].convert_from_f32_slice(v);
         self.len += seq;
     }
-
-    /// K as f32, `[kv_head][dim][position]` with rows of `len`, and V as f32, into `k`, `v`.
-    fn widen(&self, k: &mut Vec<f32>, v: &mut Vec<f32>) {
-        let width = self.n_kv * self.hd;
-        k.resize(width * self.len, 0.0);
-        for (row, dst) in k.chunks_exact_mut(self.len).enumerate() {
-            self.k_t[row * self.cap..][..self.len].convert_to_f32_slice(dst);
-        }
-        v.resize(width * self.len, 0.0);
-        self.v[..width * self.len].convert_to_f32_slice(v);
-    }
 }
 
 /// llama.cpp's CPU flash attention (`ggml_compute_forward_flash_attn_ext_f16`): Q rounded to
@@ -409,78 +386,51 @@ impl KvCache {
 /// Scores are computed for all keys at once with K transposed (`[dim][key]`): each score is
 /// still summed over `dim` in order, so the result is bit-identical to one dot per key, but
 /// the work vectorizes across keys instead of waiting on one long chain of additions.
-fn flash_attention(
-    cfg: &Config,
-    q: &[f32],
-    seq: usize,
-    pos: usize,
-    kv: &KvCache,
-    scratch: &mut (Vec<f32>, Vec<f32>),
-) -> Vec<f32> {
+fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache) -> Vec<f32> {
     let hd = cfg.head_dim;
     let n_kv = cfg.n_kv_head;
-    let n_rep = cfg.n_head / n_kv;
+    let n_head = cfg.n_head;
+    let n_rep = n_head / n_kv;
     let total = kv.len();
     let scale = 1.0 / (hd as f32).sqrt();
-    // Widen the cache once per call (contiguous conversions into reused buffers).
-    kv.widen(&mut scratch.0, &mut scratch.1);
-    let (k_t, v) = (&scratch.0, &scratch.1);
-    let mut out = vec![0f32; cfg.n_head * seq * hd];
-    crate::pool::global().chunks_mut(&mut out, seq * hd, |h, out_h| {
+    // Tasks: one head and a block of query rows, the later (longer) blocks handed out
+    // first so that the causal triangle's work spreads evenly.
+    let block = seq.min(ROW_BLOCK);
+    let n_blocks = seq.div_ceil(block);
+    let mut out = vec![0f32; n_head * n_blocks * block * hd];
+    crate::pool::global().chunks_mut(&mut out, block * hd, |t, out_t| {
+        let (h, b) = (t % n_head, n_blocks - 1 - t / n_head);
         let kvh = h / n_rep;
-        let k_h = &k_t[kvh * hd * total..][..hd * total];
+        let head = super::attn::HeadKv {
+            k_t: &kv.k_t[kvh * hd * kv.cap..][..hd * kv.cap],
+            cap: kv.cap,
+            v: &kv.v,
+            n_kv,
+            kvh,
+            hd,
+        };
         let mut qrow = vec![0f32; hd];
         let mut acc = vec![0f32; hd];
-        let mut acc16 = vec![f16::ZERO; hd];
         let mut scores = vec![0f32; total];
-        for (i, dst) in out_h.chunks_mut(hd).enumerate() {
-            let src = &q[(i * cfg.n_head + h) * hd..][..hd];
-            acc16.convert_from_f32_slice(src);
-            acc16.convert_to_f32_slice(&mut qrow);
+        let rows = b * block..((b + 1) * block).min(seq);
+        for (i, dst) in rows.zip(out_t.chunks_exact_mut(hd)) {
+            let src = &q[(i * n_head + h) * hd..][..hd];
+            qrow.iter_mut()
+                .zip(src)
+                .for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
             let n = (pos + i + 1).min(total);
-            let sc = &mut scores[..n];
-            sc.iter_mut().for_each(|s| *s = 0.0);
-            for (d, &qd) in qrow.iter().enumerate() {
-                let krow = &k_h[d * total..d * total + n];
-                sc.iter_mut().zip(krow).for_each(|(s, &kx)| *s += qd * kx);
-            }
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            let mut m = f32::NEG_INFINITY;
-            let mut s_sum = 0f32;
-            for (j, &dot) in sc.iter().enumerate() {
-                let s = dot * scale;
-                let (ms, vs) = if s > m {
-                    let ms = (m - s).exp();
-                    m = s;
-                    (ms, 1.0)
-                } else {
-                    (1.0, (s - m).exp())
-                };
-                let vrow = &v[(j * n_kv + kvh) * hd..][..hd];
-                // The running sum lives in f16 in ggml: rounded after the rescale and after
-                // each add.
-                if ms != 1.0 {
-                    acc.iter_mut().for_each(|a| *a *= ms);
-                    acc16.convert_from_f32_slice(&acc);
-                    acc16.convert_to_f32_slice(&mut acc);
-                }
-                acc.iter_mut().zip(vrow).for_each(|(a, &x)| *a += x * vs);
-                acc16.convert_from_f32_slice(&acc);
-                acc16.convert_to_f32_slice(&mut acc);
-                s_sum = s_sum * ms + vs;
-            }
-            let inv = 1.0 / s_sum;
-            dst.iter_mut().zip(&acc).for_each(|(d, a)| *d = a * inv);
+            super::attn::attend(&head, &qrow, n, scale, &mut scores, &mut acc, dst);
         }
     });
-    if seq == 1 {
-        return out;
-    }
-    let mut y = vec![0f32; out.len()];
-    for (h, out_h) in out.chunks_exact(seq * hd).enumerate() {
-        for (i, src) in out_h.chunks_exact(hd).enumerate() {
-            y[(i * cfg.n_head + h) * hd..][..hd].copy_from_slice(src);
+    let mut y = vec![0f32; seq * n_head * hd];
+    for (t, out_t) in out.chunks_exact(block * hd).enumerate() {
+        let (h, b) = (t % n_head, n_blocks - 1 - t / n_head);
+        for (i, src) in (b * block..((b + 1) * block).min(seq)).zip(out_t.chunks_exact(hd)) {
+            y[(i * n_head + h) * hd..][..hd].copy_from_slice(src);
         }
     }
     y
 }
+
+/// Query rows per attention task.
+const ROW_BLOCK: usize = 16;

@@ -1,6 +1,7 @@
 //! Model weights by architecture. Llama-family and Qwen2 run on our own decoder
 //! ([`llama`]); Qwen3, Gemma 3 and Phi-3 run on candle-transformers' implementations.
 
+mod attn;
 pub mod llama;
 
 use std::fs::File;
