@@ -4,6 +4,7 @@
 #
 #   scripts/bench-vs-llamacpp.sh [--model PATH]... [--threads "1 2"] [--runs 3]
 #                                [--prompt-tokens 512] [--gen-tokens 128]
+#                                [--ttft-tokens 1000]
 #
 # llama-bench is built once (CPU only) from the llama.cpp vendored in the
 # llama-cpp-python==0.3.36 source package, under ${QUIRE_BENCH_DIR:-<repo>/.bench}.
@@ -24,6 +25,7 @@ threads="1 2"
 runs=3
 prompt_tokens=512
 gen_tokens=128
+ttft_tokens=1000
 
 usage() { sed -n 2,11p "$0"; }
 need_arg() { [ "$#" -ge 2 ] || { echo "bench-vs-llamacpp: $1 needs a value" >&2; exit 2; }; }
@@ -38,6 +40,7 @@ while [ "$#" -gt 0 ]; do
     --runs) need_arg "$@"; runs="$2"; shift 2 ;;
     --prompt-tokens) need_arg "$@"; prompt_tokens="$2"; shift 2 ;;
     --gen-tokens) need_arg "$@"; gen_tokens="$2"; shift 2 ;;
+    --ttft-tokens) need_arg "$@"; ttft_tokens="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-vs-llamacpp: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -45,7 +48,7 @@ done
 
 read -ra thread_list <<<"$threads"
 [ "${#thread_list[@]}" -gt 0 ] || { echo "bench-vs-llamacpp: --threads is empty" >&2; exit 2; }
-for n in "$runs" "$prompt_tokens" "$gen_tokens" "${thread_list[@]}"; do
+for n in "$runs" "$prompt_tokens" "$gen_tokens" "$ttft_tokens" "${thread_list[@]}"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench-vs-llamacpp: not a positive integer: $n" >&2; exit 2; }
 done
 
@@ -185,7 +188,7 @@ results="$work/results.jsonl"
 record_quire() { # model threads run
   local out="$work/quire.json"
   "$quire" bench --model "$1" --threads "$2" --prompt-tokens "$prompt_tokens" \
-    --gen-tokens "$gen_tokens" --runs 1 --json >"$out" 2>"$work/quire.err" || {
+    --gen-tokens "$gen_tokens" --ttft-tokens "$ttft_tokens" --runs 1 --json >"$out" 2>"$work/quire.err" || {
     log "quire bench failed:"; cat "$work/quire.err" >&2; exit 1; }
   python3 - "$out" "$1" "$2" "$3" >>"$results" <<'PY'
 import json, sys
@@ -220,15 +223,15 @@ run_llama() { # out-json args...
 
 record_llama() { # model threads run
   local base="$work/llama.json" depth="$work/llama-depth.json"
-  run_llama "$base" -m "$1" -t "$2" -p "$prompt_tokens" -n "$gen_tokens" -r 1 -o json
+  run_llama "$base" -m "$1" -t "$2" -p "$prompt_tokens,$ttft_tokens" -n "$gen_tokens" -r 1 -o json
   rm -f "$depth" "$depth.rss"
   if [ "$has_depth" = 1 ]; then
     run_llama "$depth" -m "$1" -t "$2" -p 0 -n "$gen_tokens" -d "$prompt_tokens" -r 1 -o json
   fi
-  python3 - "$base" "$depth" "$prompt_tokens" "$gen_tokens" "$1" "$2" "$3" >>"$results" <<'PY'
+  python3 - "$base" "$depth" "$prompt_tokens" "$gen_tokens" "$ttft_tokens" "$1" "$2" "$3" >>"$results" <<'PY'
 import json, os, sys
-base, depth, P, G, model, threads, run = sys.argv[1:]
-P, G = int(P), int(G)
+base, depth, P, G, T, model, threads, run = sys.argv[1:]
+P, G, T = int(P), int(G), int(T)
 
 def rows(path):
     if not os.path.exists(path):
@@ -257,7 +260,8 @@ row = {
     "prefill_tps": pick(b, P, 0, 0),
     "decode_tps": pick(b, 0, G, 0),
     "decode_at_depth_tps": pick(d, 0, G, P) if d else None,
-    "ttft_ms": None,
+    # llama-bench times the prompt alone: its TTFT is the prompt time of a T-token prefill.
+    "ttft_ms": (1000.0 * T / pick(b, T, 0, 0)) if pick(b, T, 0, 0) else None,
     # Peak of the whole llama-bench process; max over the plain and the depth invocation.
     "peak_rss_mb": max(rss) if rss else None,
 }
@@ -278,17 +282,17 @@ done
 
 # ---------------------------------------------------------------- table
 
-echo "Quire:     $quire bench --model M --threads T --prompt-tokens $prompt_tokens --gen-tokens $gen_tokens --runs 1 --json"
-echo "llama.cpp: $llama_bench -m M -t T -p $prompt_tokens -n $gen_tokens -r 1 -o json"
+echo "Quire:     $quire bench --model M --threads T --prompt-tokens $prompt_tokens --gen-tokens $gen_tokens --ttft-tokens $ttft_tokens --runs 1 --json"
+echo "llama.cpp: $llama_bench -m M -t T -p $prompt_tokens,$ttft_tokens -n $gen_tokens -r 1 -o json"
 if [ "$has_depth" = 1 ]; then
   echo "           $llama_bench -m M -t T -p 0 -n $gen_tokens -d $prompt_tokens -r 1 -o json"
 fi
 echo
 echo "llama.cpp: llama-bench from llama-cpp-python==$LLAMA_PY_VERSION (vendor/llama.cpp), CPU; $runs alternating runs each, medians."
 echo
-python3 - "$results" "$prompt_tokens" "$gen_tokens" <<'PY'
+python3 - "$results" "$prompt_tokens" "$gen_tokens" "$ttft_tokens" <<'PY'
 import json, os, statistics, sys
-path, P, G = sys.argv[1], sys.argv[2], sys.argv[3]
+path, P, G, T = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 data = [json.loads(l) for l in open(path) if l.strip()]
 keys = []
 for r in data:
@@ -309,6 +313,7 @@ metrics = [
     ("prefill_tps", f"prefill {P} (t/s)"),
     ("decode_tps", f"decode {G} (t/s)"),
     ("decode_at_depth_tps", f"decode {G} at depth {P} (t/s)"),
+    ("ttft_ms", f"time to first token, {T}-token prompt (ms)"),
     ("peak_rss_mb", "peak RSS MB"),
 ]
 print("| model | threads | metric | Quire | llama.cpp | ratio (Quire/llama.cpp) |")

@@ -187,6 +187,8 @@ fn bench_json_has_the_four_figures() {
         "32",
         "--gen-tokens",
         "8",
+        "--ttft-tokens",
+        "48",
         "--runs",
         "1",
         "--threads",
@@ -208,4 +210,5 @@ fn bench_json_has_the_four_figures() {
         assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
     }
     assert_eq!(v["threads"], 2);
+    assert_eq!(v["ttft_prompt_tokens"], 48);
 }

@@ -152,6 +152,9 @@ enum Command {
         prompt_tokens: usize,
         #[arg(long, default_value_t = 128)]
         gen_tokens: usize,
+        /// Prompt length for the time to first token (a typical RAG prompt)
+        #[arg(long, default_value_t = 1000)]
+        ttft_tokens: usize,
         /// Measured runs per figure (the median is reported)
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -583,16 +586,18 @@ fn run(cli: Cli) -> Result<()> {
             model,
             prompt_tokens,
             gen_tokens,
+            ttft_tokens,
             runs,
             json,
         } => {
             let opts = bench::BenchOptions {
                 prompt_tokens,
                 gen_tokens,
+                ttft_prompt_tokens: ttft_tokens,
                 runs,
             };
             let load_opts = LoadOptions {
-                context_size: Some(prompt_tokens + gen_tokens + 16),
+                context_size: Some(prompt_tokens.max(ttft_tokens) + gen_tokens + 16),
             };
             let mut m = quire_engine::load_model(model.model.as_deref(), &data_dir, &load_opts)?;
             let r = bench::run(&mut m, &opts, threads)?;
@@ -612,7 +617,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("decode @ depth   {:.1} tokens/s", r.decode_at_depth_tps);
                 println!(
                     "time to first    {:.0} ms ({} prompt tokens)",
-                    r.ttft_ms, r.prompt_tokens
+                    r.ttft_ms, r.ttft_prompt_tokens
                 );
                 println!("peak RSS         {:.0} MB", r.peak_rss_mb);
             }

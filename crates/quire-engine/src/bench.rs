@@ -13,6 +13,8 @@ use crate::error::Result;
 pub struct BenchOptions {
     pub prompt_tokens: usize,
     pub gen_tokens: usize,
+    /// Prompt length for the time-to-first-token figure (a RAG prompt's size).
+    pub ttft_prompt_tokens: usize,
     /// Measured runs per figure; the median is reported.
     pub runs: usize,
 }
@@ -22,6 +24,7 @@ impl Default for BenchOptions {
         Self {
             prompt_tokens: 512,
             gen_tokens: 128,
+            ttft_prompt_tokens: 1000,
             runs: 3,
         }
     }
@@ -40,8 +43,9 @@ pub struct BenchReport {
     pub decode_tps: f64,
     /// Tokens per second generating `gen_tokens` after a `prompt_tokens` prompt.
     pub decode_at_depth_tps: f64,
-    /// Time to the first generated token for a `prompt_tokens` prompt.
+    /// Time to the first generated token for a `ttft_prompt_tokens` prompt.
     pub ttft_ms: f64,
+    pub ttft_prompt_tokens: usize,
     /// Peak resident memory of the process.
     pub peak_rss_mb: f64,
 }
@@ -66,6 +70,7 @@ pub fn run(model: &mut Model, opts: &BenchOptions, threads: usize) -> Result<Ben
     let cancel = CancelToken::new();
     let runs = opts.runs.max(1);
     let long = prompt_of(model, opts.prompt_tokens)?;
+    let rag = prompt_of(model, opts.ttft_prompt_tokens)?;
     let short = prompt_of(model, 8)?;
     let decode = SamplingParams {
         ignore_stop: true,
@@ -76,10 +81,12 @@ pub fn run(model: &mut Model, opts: &BenchOptions, threads: usize) -> Result<Ben
 
     let (mut prefill, mut ttft, mut dec, mut dec_depth) = (vec![], vec![], vec![], vec![]);
     for _ in 0..runs {
-        let t = Instant::now();
         let out = model.generate(&long, &SamplingParams::greedy(1), &cancel, &mut NullSink)?;
-        ttft.push(t.elapsed().as_secs_f64() * 1000.0);
         prefill.push(out.timings.prefill_tps());
+
+        let t = Instant::now();
+        model.generate(&rag, &SamplingParams::greedy(1), &cancel, &mut NullSink)?;
+        ttft.push(t.elapsed().as_secs_f64() * 1000.0);
 
         let out = model.generate(&short, &decode, &cancel, &mut NullSink)?;
         dec.push(out.timings.decode_tps());
@@ -96,6 +103,7 @@ pub fn run(model: &mut Model, opts: &BenchOptions, threads: usize) -> Result<Ben
         decode_tps: median(dec),
         decode_at_depth_tps: median(dec_depth),
         ttft_ms: median(ttft),
+        ttft_prompt_tokens: opts.ttft_prompt_tokens,
         peak_rss_mb: rss::peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
     })
 }

@@ -180,7 +180,7 @@ impl Llama {
                 gate: Linear::load(file, &format!("{p}.ffn_gate"), dev)?,
                 up: Linear::load(file, &format!("{p}.ffn_up"), dev)?,
                 down: Linear::load(file, &format!("{p}.ffn_down"), dev)?,
-                kv: KvCache::new(cfg.n_kv_head, cfg.head_dim),
+                kv: KvCache::new(cfg.n_kv_head, cfg.head_dim, max_seq),
             });
         }
         let norm = RmsNorm::load(file, "output_norm.weight", cfg.rms_eps, dev)?;
@@ -320,9 +320,9 @@ impl RopeTables {
 }
 
 /// One layer's keys and values in f16. K is kept transposed per KV head
-/// (`[kv_head][dim][position]`, rows of `cap` positions) so that attention widens it to f32
-/// with contiguous conversions; V is position-major (`[position][kv_head][dim]`). Capacity
-/// doubles as tokens arrive, so memory follows the sequence actually used.
+/// (`[kv_head][dim][position]`, rows of `cap` positions) so that attention scores many keys
+/// per load; V is position-major (`[position][kv_head][dim]`). Capacity doubles as tokens
+/// arrive, up to the context window, so memory follows the sequence actually used.
 struct KvCache {
     k_t: Vec<f16>,
     v: Vec<f16>,
@@ -330,10 +330,12 @@ struct KvCache {
     cap: usize,
     n_kv: usize,
     hd: usize,
+    /// The context window: capacity never grows past it.
+    max: usize,
 }
 
 impl KvCache {
-    fn new(n_kv: usize, hd: usize) -> Self {
+    fn new(n_kv: usize, hd: usize, max: usize) -> Self {
         Self {
             k_t: Vec::new(),
             v: Vec::new(),
@@ -341,6 +343,7 @@ impl KvCache {
             cap: 0,
             n_kv,
             hd,
+            max,
         }
     }
 
@@ -358,7 +361,7 @@ impl KvCache {
         let width = self.n_kv * self.hd;
         let seq = k.len() / width;
         if self.len + seq > self.cap {
-            let cap = (self.len + seq).max(2 * self.cap).max(64);
+            let cap = (2 * self.cap).max(64).min(self.max).max(self.len + seq);
             let mut k_t = vec![f16::ZERO; width * cap];
             for (row, old) in self.k_t.chunks_exact(self.cap.max(1)).enumerate() {
                 k_t[row * cap..][..self.len].copy_from_slice(&old[..self.len]);
@@ -372,6 +375,9 @@ impl KvCache {
             }
         }
         let start = self.v.len();
+        if self.v.capacity() < width * self.cap {
+            self.v.reserve_exact(width * self.cap - start);
+        }
         self.v.resize(start + v.len(), f16::ZERO);
         self.v[start..].convert_from_f32_slice(v);
         self.len += seq;
