@@ -206,6 +206,17 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
         .citations
         .iter()
         .all(|c| c.n >= 1 && c.n <= sources.len()));
+
+    // Citation numbers with nothing to say are no answer.
+    let mut bare = answer::Answer::new(
+        String::new(),
+        answer::evidence("q", &hits, cos),
+        sources.clone(),
+    );
+    answer::finish(&mut bare, "[1] [2] [3].", &lib);
+    assert!(bare.refused, "{bare:?}");
+    assert_eq!(bare.answer, REFUSAL);
+    assert!(bare.citations.is_empty());
 }
 
 #[test]

@@ -319,8 +319,10 @@ const ABBREVIATIONS: &[&str] = &[
 ];
 
 /// Byte ranges of the sentences of `text`: split after `.`, `!` or `?` followed by space
-/// and a capital, digit, bracket or quote, and at line breaks; abbreviations and
-/// decimals do not end a sentence. Ranges are trimmed and never empty.
+/// and a capital, digit, bracket or quote, at blank lines and before a line that starts a
+/// list item or heading; abbreviations and decimals do not end a sentence, and neither
+/// does a plain line break (PDF text breaks lines inside sentences). Ranges are trimmed
+/// and never empty.
 pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
@@ -330,7 +332,9 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
         let c = bytes[i];
         let mut end_here = None;
         if c == b'\n' {
-            end_here = Some(i);
+            if line_break_ends_sentence(&bytes[i + 1..]) {
+                end_here = Some(i);
+            }
         } else if matches!(c, b'.' | b'!' | b'?') {
             // Skip closing quotes/brackets that belong to the sentence.
             let mut j = i + 1;
@@ -372,6 +376,29 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether a line break followed by `rest` ends a sentence: at the end, before a blank
+/// line, or before a list item or a heading.
+fn line_break_ends_sentence(rest: &[u8]) -> bool {
+    let mut k = 0;
+    while k < rest.len() && matches!(rest[k], b' ' | b'\t' | b'\r') {
+        k += 1;
+    }
+    let Some(&c) = rest.get(k) else {
+        return true;
+    };
+    if matches!(c, b'\n' | b'-' | b'*' | b'#' | b'>' | b'|' | b'+')
+        || rest[k..].starts_with("•".as_bytes())
+    {
+        return true;
+    }
+    // "1. " or "2) " numbered items.
+    let digits = rest[k..].iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0
+        && digits < 4
+        && matches!(rest.get(k + digits), Some(b'.' | b')'))
+        && matches!(rest.get(k + digits + 1), Some(b' '))
+}
+
 fn push_trimmed(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
     let piece = &text[start..end];
     let lead = piece.len() - piece.trim_start().len();
@@ -411,6 +438,20 @@ mod tests {
                 "Fig. 2 shows it.",
                 "Then we stopped!",
                 "Next line"
+            ]
+        );
+        // A PDF's line breaks fall inside sentences; lists and paragraphs still split.
+        let t = "The calculated rate was\n2.8% in trauma\npatients. Bleeding was rare\n\nResults\n- first item\n* second item\n3. third item\n";
+        let s: Vec<&str> = sentences(t).iter().map(|&(a, b)| &t[a..b]).collect();
+        assert_eq!(
+            s,
+            vec![
+                "The calculated rate was\n2.8% in trauma\npatients.",
+                "Bleeding was rare",
+                "Results",
+                "- first item",
+                "* second item",
+                "3. third item"
             ]
         );
     }
