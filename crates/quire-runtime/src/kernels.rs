@@ -46,10 +46,10 @@ pub(crate) struct Q8_1 {
 }
 #[repr(C)]
 #[derive(Clone)]
-struct Q8K {
-    d: f32,
-    qs: [i8; QK_K],
-    bsums: [i16; QK_K / 16],
+pub(crate) struct Q8K {
+    pub(crate) d: f32,
+    pub(crate) qs: [i8; QK_K],
+    pub(crate) bsums: [i16; QK_K / 16],
 }
 const _: () = assert!(std::mem::size_of::<Q8_0>() == std::mem::size_of::<BlockQ8_0>());
 const _: () = assert!(std::mem::size_of::<Q8_1>() == std::mem::size_of::<BlockQ8_1>());
@@ -154,40 +154,54 @@ impl TileAct for Q8_1 {
     }
 }
 
+/// Activations to Q8_K as llama.cpp's `quantize_row_q8_K` does: the scale from the
+/// signed value of largest magnitude, and sums of each 16 quants.
+pub(crate) fn quantize_q8k(xs: &[f32]) -> Vec<Q8K> {
+    xs.chunks_exact(QK_K)
+        .map(|b| {
+            let mut max = 0f32;
+            let mut amax = 0f32;
+            for &x in b {
+                if x.abs() > amax {
+                    amax = x.abs();
+                    max = x;
+                }
+            }
+            let mut out = Q8K {
+                d: 0.0,
+                qs: [0; QK_K],
+                bsums: [0; QK_K / 16],
+            };
+            if amax == 0.0 {
+                return out;
+            }
+            let iscale = -127.0 / max;
+            for (q, &x) in out.qs.iter_mut().zip(b) {
+                *q = round_even(iscale * x).min(127.0) as i8;
+            }
+            for (j, s) in out.bsums.iter_mut().enumerate() {
+                *s = out.qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();
+            }
+            out.d = 1.0 / iscale;
+            out
+        })
+        .collect()
+}
+
 impl ActivationBlock for BlockQ8K {
     fn quantize(xs: &[f32]) -> Vec<Self> {
-        let blocks: Vec<Q8K> = xs
-            .chunks_exact(QK_K)
-            .map(|b| {
-                let mut max = 0f32;
-                let mut amax = 0f32;
-                for &x in b {
-                    if x.abs() > amax {
-                        amax = x.abs();
-                        max = x;
-                    }
-                }
-                let mut out = Q8K {
-                    d: 0.0,
-                    qs: [0; QK_K],
-                    bsums: [0; QK_K / 16],
-                };
-                if amax == 0.0 {
-                    return out;
-                }
-                let iscale = -127.0 / max;
-                for (q, &x) in out.qs.iter_mut().zip(b) {
-                    *q = round_even(iscale * x).min(127.0) as i8;
-                }
-                for (j, s) in out.bsums.iter_mut().enumerate() {
-                    *s = out.qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();
-                }
-                out.d = 1.0 / iscale;
-                out
-            })
-            .collect();
         // SAFETY: as above, for Q8K.
-        unsafe { transmute_vec(blocks) }
+        unsafe { transmute_vec(quantize_q8k(xs)) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TileAct for Q8K {
+    fn quantize(xs: &[f32]) -> Vec<Self> {
+        quantize_q8k(xs)
+    }
+    fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>) {
+        (blocks.iter().map(|b| b.d).collect(), Vec::new())
     }
 }
 
@@ -260,6 +274,8 @@ impl QLinear {
                 GgmlDType::Q4_1 => return self.run_tiled::<x86::Q4_1W>(level, xs, rows),
                 GgmlDType::Q5_0 => return self.run_tiled::<x86::Q5_0W>(level, xs, rows),
                 GgmlDType::Q8_0 => return self.run_tiled::<Q8_0>(level, xs, rows),
+                GgmlDType::Q4K => return self.run_tiled::<x86::Q4KW>(level, xs, rows),
+                GgmlDType::Q6K => return self.run_tiled::<x86::Q6KW>(level, xs, rows),
                 _ => {}
             }
         }
@@ -289,7 +305,7 @@ impl QLinear {
         W::Act: TileAct,
     {
         let data = self.w.data()?;
-        let n_blocks = self.inp / QK8;
+        let n_blocks = self.inp / W::VALUES;
         let total = n_blocks * self.out;
         assert_eq!(data.len(), total * std::mem::size_of::<W>(), "weight size");
         assert_eq!(

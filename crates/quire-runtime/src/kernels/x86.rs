@@ -1,4 +1,4 @@
-//! x86-64 dot-product tiles for the 32-value block types (Q4_0, Q4_1, Q5_0, Q8_0).
+//! x86-64 dot-product tiles for Q4_0, Q4_1, Q5_0, Q8_0 and the k-quants Q4_K and Q6_K.
 //!
 //! Each tile dots one weight row with `R` activation rows, so a weight block is loaded and
 //! unpacked once for `R` tokens during prefill (`R = 1` for decode). Per output the
@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use half::f16;
 
-use super::{Q8_0, Q8_1, QK8};
+use super::{Q8K, Q8_0, Q8_1, QK8, QK_K};
 
 #[repr(C)]
 pub(crate) struct Q4_0W {
@@ -35,7 +35,27 @@ pub(crate) struct Q5_0W {
     qs: [u8; QK8 / 2],
 }
 
-use candle_core::quantized::k_quants::{BlockQ4_0, BlockQ4_1, BlockQ5_0};
+#[repr(C)]
+pub(crate) struct Q4KW {
+    d: f16,
+    dmin: f16,
+    scales: [u8; 12],
+    qs: [u8; QK_K / 2],
+}
+
+#[repr(C)]
+pub(crate) struct Q6KW {
+    ql: [u8; QK_K / 2],
+    qh: [u8; QK_K / 4],
+    scales: [i8; QK_K / 16],
+    d: f16,
+}
+
+use candle_core::quantized::k_quants::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K};
+const _: () = assert!(std::mem::size_of::<Q6KW>() == std::mem::size_of::<BlockQ6K>());
+const _: () = assert!(std::mem::align_of::<Q6KW>() == std::mem::align_of::<BlockQ6K>());
+const _: () = assert!(std::mem::size_of::<Q4KW>() == std::mem::size_of::<BlockQ4K>());
+const _: () = assert!(std::mem::align_of::<Q4KW>() == std::mem::align_of::<BlockQ4K>());
 const _: () = assert!(std::mem::size_of::<Q4_0W>() == std::mem::size_of::<BlockQ4_0>());
 const _: () = assert!(std::mem::size_of::<Q4_1W>() == std::mem::size_of::<BlockQ4_1>());
 const _: () = assert!(std::mem::size_of::<Q5_0W>() == std::mem::size_of::<BlockQ5_0>());
@@ -85,6 +105,8 @@ pub(crate) struct Acts<'a, A> {
 /// A weight block type with a tile.
 pub(crate) trait Tile: Sized + Sync {
     type Act: Sync;
+    /// Values per block.
+    const VALUES: usize = QK8;
     /// Dots `w` (one weight row) with activation rows `first..first + R`, into `out`.
     ///
     /// # Safety
@@ -220,6 +242,7 @@ macro_rules! tile {
 
         impl Tile for $w {
             type Act = $act;
+            const VALUES: usize = QK8;
             unsafe fn dot<const R: usize>(
                 level: Level,
                 w: &[Self],
@@ -290,6 +313,263 @@ tile!(
     true,
     false
 );
+
+// Q4_K: super-blocks of 256 in eight groups of 32, each with a 6-bit scale and min
+// (llama.cpp's `ggml_vec_dot_q4_K_q8_K`, AVX2). The weight block is unpacked into
+// registers once and used for all `R` activation rows.
+mod q4_k {
+    use super::*;
+
+    const K_SHUFFLE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < 8 {
+            let mut k = 0;
+            while k < 32 {
+                t[i * 32 + k] = (2 * i + k % 2) as u8;
+                k += 1;
+            }
+            i += 1;
+        }
+        t
+    };
+
+    macro_rules! body {
+        ($feat:literal) => {
+            #[target_feature(enable = $feat)]
+            pub unsafe fn dot<const R: usize>(
+                w: &[Q4KW],
+                acts: &Acts<'_, Q8K>,
+                first: usize,
+                out: &mut [f32],
+            ) {
+                const KMASK1: u32 = 0x3f3f3f3f;
+                const KMASK2: u32 = 0x0f0f0f0f;
+                const KMASK3: u32 = 0x03030303;
+                let m4 = _mm256_set1_epi8(0xF);
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut acc_m = [_mm_setzero_ps(); R];
+                for (i, b) in w.iter().enumerate() {
+                    let mut utmp = [0u32; 4];
+                    for (k, u) in utmp.iter_mut().take(3).enumerate() {
+                        *u = u32::from_le_bytes([
+                            b.scales[4 * k],
+                            b.scales[4 * k + 1],
+                            b.scales[4 * k + 2],
+                            b.scales[4 * k + 3],
+                        ]);
+                    }
+                    utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
+                    let uaux = utmp[1] & KMASK1;
+                    utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
+                    utmp[2] = uaux;
+                    utmp[0] &= KMASK1;
+                    let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+                        utmp[3] as i32,
+                        utmp[2] as i32,
+                        utmp[1] as i32,
+                        utmp[0] as i32,
+                    ));
+                    let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+                    let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
+                    let scales = _mm256_set_m128i(sc128, sc128);
+                    let shuffle = K_SHUFFLE.as_ptr() as *const __m256i;
+                    let mut lo = [_mm256_setzero_si256(); 4];
+                    let mut hi = [_mm256_setzero_si256(); 4];
+                    let mut s_lo = [_mm256_setzero_si256(); 4];
+                    let mut s_hi = [_mm256_setzero_si256(); 4];
+                    for j in 0..4 {
+                        s_lo[j] =
+                            _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j)));
+                        s_hi[j] =
+                            _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j + 1)));
+                        let bits = _mm256_loadu_si256(b.qs.as_ptr().add(32 * j) as *const __m256i);
+                        lo[j] = _mm256_and_si256(bits, m4);
+                        hi[j] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                    }
+                    let (dw, mw) = (f(b.d), f(b.dmin));
+                    for r in 0..R {
+                        let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
+                        let d = y.d * dw;
+                        let dmin = -y.d * mw;
+                        let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+                        let q8s = _mm_hadd_epi16(
+                            _mm256_extracti128_si256(q8sums, 0),
+                            _mm256_extracti128_si256(q8sums, 1),
+                        );
+                        let prod = _mm_madd_epi16(mins, q8s);
+                        acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
+                        let q8 = y.qs.as_ptr() as *const __m256i;
+                        let mut sumi = _mm256_setzero_si256();
+                        for j in 0..4 {
+                            let q8l = _mm256_loadu_si256(q8.add(2 * j));
+                            let p16l = _mm256_madd_epi16(s_lo[j], _mm256_maddubs_epi16(lo[j], q8l));
+                            sumi = _mm256_add_epi32(sumi, p16l);
+                            let q8h = _mm256_loadu_si256(q8.add(2 * j + 1));
+                            let p16h = _mm256_madd_epi16(s_hi[j], _mm256_maddubs_epi16(hi[j], q8h));
+                            sumi = _mm256_add_epi32(sumi, p16h);
+                        }
+                        acc[r] =
+                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[r]);
+                    }
+                }
+                for r in 0..R {
+                    let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
+                    let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                    out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
+                }
+            }
+        };
+    }
+
+    pub mod avx2 {
+        use super::*;
+        body!("avx2,fma,f16c");
+    }
+
+    /// The same instructions with AVX-512VL's 32 vector registers, so the unpacked block
+    /// stays in registers across the rows.
+    pub mod vnni {
+        use super::*;
+        body!("avx2,fma,f16c,avx512vnni,avx512vl");
+    }
+}
+
+impl Tile for Q4KW {
+    type Act = Q8K;
+    const VALUES: usize = QK_K;
+    unsafe fn dot<const R: usize>(
+        level: Level,
+        w: &[Self],
+        acts: &Acts<'_, Q8K>,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        match level {
+            Level::Avx2 => q4_k::avx2::dot::<R>(w, acts, first, out),
+            Level::Avx512Vnni => q4_k::vnni::dot::<R>(w, acts, first, out),
+        }
+    }
+}
+
+// Q6_K: 6-bit values (4 low bits in `ql`, 2 high in `qh`) minus 32, sixteen groups of 16
+// with an 8-bit scale each (llama.cpp's `ggml_vec_dot_q6_K_q8_K`, AVX2), unpacked once
+// for all `R` rows.
+mod q6_k {
+    use super::*;
+
+    const SCALE_SHUFFLE: [u8; 128] = {
+        let mut t = [0u8; 128];
+        let mut k = 0;
+        while k < 128 {
+            t[k] = (k / 8) as u8;
+            k += 1;
+        }
+        t
+    };
+
+    macro_rules! body {
+        ($feat:literal) => {
+            #[target_feature(enable = $feat)]
+            pub unsafe fn dot<const R: usize>(
+                w: &[Q6KW],
+                acts: &Acts<'_, Q8K>,
+                first: usize,
+                out: &mut [f32],
+            ) {
+                let m4 = _mm256_set1_epi8(0xF);
+                let m2 = _mm256_set1_epi8(3);
+                let m32s = _mm256_set1_epi8(32);
+                let shuffle = SCALE_SHUFFLE.as_ptr() as *const __m128i;
+                let mut acc = [_mm256_setzero_ps(); R];
+                for (i, b) in w.iter().enumerate() {
+                    let scales = _mm_loadu_si128(b.scales.as_ptr() as *const __m128i);
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    let mut sc = [_mm256_setzero_si256(); 8];
+                    for j in 0..2 {
+                        for k in 0..4 {
+                            sc[4 * j + k] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+                                scales,
+                                _mm_loadu_si128(shuffle.add(4 * j + k)),
+                            ));
+                        }
+                        let ql = b.ql.as_ptr().add(64 * j) as *const __m256i;
+                        let bits1 = _mm256_loadu_si256(ql);
+                        let bits2 = _mm256_loadu_si256(ql.add(1));
+                        let bits_h =
+                            _mm256_loadu_si256(b.qh.as_ptr().add(32 * j) as *const __m256i);
+                        let h0 = _mm256_slli_epi16(_mm256_and_si256(bits_h, m2), 4);
+                        let h1 = _mm256_slli_epi16(
+                            _mm256_and_si256(_mm256_srli_epi16(bits_h, 2), m2),
+                            4,
+                        );
+                        let h2 = _mm256_slli_epi16(
+                            _mm256_and_si256(_mm256_srli_epi16(bits_h, 4), m2),
+                            4,
+                        );
+                        let h3 = _mm256_slli_epi16(
+                            _mm256_and_si256(_mm256_srli_epi16(bits_h, 6), m2),
+                            4,
+                        );
+                        q[4 * j] = _mm256_or_si256(_mm256_and_si256(bits1, m4), h0);
+                        q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(bits2, m4), h1);
+                        q[4 * j + 2] =
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits1, 4), m4), h2);
+                        q[4 * j + 3] =
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits2, 4), m4), h3);
+                    }
+                    let dw = f(b.d);
+                    for r in 0..R {
+                        let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
+                        let d = y.d * dw;
+                        let q8 = y.qs.as_ptr() as *const __m256i;
+                        let mut sumi = _mm256_setzero_si256();
+                        for k in 0..8 {
+                            let q8k = _mm256_loadu_si256(q8.add(k));
+                            let p16 = _mm256_sub_epi16(
+                                _mm256_maddubs_epi16(q[k], q8k),
+                                _mm256_maddubs_epi16(m32s, q8k),
+                            );
+                            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[k], p16));
+                        }
+                        acc[r] =
+                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[r]);
+                    }
+                }
+                for r in 0..R {
+                    out[r] = hsum_float_8(acc[r]);
+                }
+            }
+        };
+    }
+
+    pub mod avx2 {
+        use super::*;
+        body!("avx2,fma,f16c");
+    }
+
+    pub mod vnni {
+        use super::*;
+        body!("avx2,fma,f16c,avx512vnni,avx512vl");
+    }
+}
+
+impl Tile for Q6KW {
+    type Act = Q8K;
+    const VALUES: usize = QK_K;
+    unsafe fn dot<const R: usize>(
+        level: Level,
+        w: &[Self],
+        acts: &Acts<'_, Q8K>,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        match level {
+            Level::Avx2 => q6_k::avx2::dot::<R>(w, acts, first, out),
+            Level::Avx512Vnni => q6_k::vnni::dot::<R>(w, acts, first, out),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -480,6 +760,83 @@ mod tests {
             super::super::quantize_q8_0,
             act0,
         );
+    }
+
+    fn k_tiles_match<
+        W: Tile<Act = Q8K>,
+        B: candle_core::quantized::k_quants::GgmlType<
+            VecDotType = candle_core::quantized::k_quants::BlockQ8K,
+        >,
+    >(
+        dtype: GgmlDType,
+    ) {
+        use candle_core::quantized::k_quants::BlockQ8K;
+        let dev = Device::Cpu;
+        let mut seed = 5u64;
+        for (out, inp, rows) in [(3, 256, 1), (5, 512, 4), (2, 768, 7)] {
+            let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
+            let q =
+                QTensor::quantize(&Tensor::from_vec(w, (out, inp), &dev).unwrap(), dtype).unwrap();
+            let data = q.data().unwrap();
+            let n_blocks = inp / QK_K;
+            // SAFETY: candle stores the weights as a Vec<B>, which W mirrors.
+            let (ours, theirs): (&[W], &[B]) = unsafe {
+                (
+                    std::slice::from_raw_parts(data.as_ptr() as *const W, out * n_blocks),
+                    std::slice::from_raw_parts(data.as_ptr() as *const B, out * n_blocks),
+                )
+            };
+            let xs: Vec<f32> = (0..rows * inp).map(|_| 3.0 * lcg(&mut seed)).collect();
+            let blocks = super::super::quantize_q8k(&xs);
+            // SAFETY: Q8K mirrors BlockQ8K.
+            let act_k: &[BlockQ8K] = unsafe {
+                std::slice::from_raw_parts(blocks.as_ptr() as *const BlockQ8K, blocks.len())
+            };
+            let d: Vec<f32> = blocks.iter().map(|b| b.d).collect();
+            let acts = Acts {
+                blocks: &blocks,
+                d: &d,
+                s: &[],
+                stride: n_blocks,
+            };
+            for level in levels() {
+                for o in 0..out {
+                    let w_row = &ours[o * n_blocks..(o + 1) * n_blocks];
+                    let mut got = vec![0f32; rows];
+                    let mut r = 0;
+                    // SAFETY: `level` is supported; rows exist.
+                    unsafe {
+                        while r + 4 <= rows {
+                            W::dot::<4>(level, w_row, &acts, r, &mut got[r..r + 4]);
+                            r += 4;
+                        }
+                        while r < rows {
+                            W::dot::<1>(level, w_row, &acts, r, &mut got[r..r + 1]);
+                            r += 1;
+                        }
+                    }
+                    for (r, g) in got.iter().enumerate() {
+                        let want = B::vec_dot(
+                            inp,
+                            &theirs[o * n_blocks..(o + 1) * n_blocks],
+                            &act_k[r * n_blocks..(r + 1) * n_blocks],
+                        );
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "{dtype:?} {level:?} {out}x{inp} row {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn k_quant_tiles_match_the_block_dot_products_bit_for_bit() {
+        // candle's block dot products are llama.cpp's AVX2 code (built for x86-64-v3).
+        k_tiles_match::<Q4KW, BlockQ4K>(GgmlDType::Q4K);
+        k_tiles_match::<Q6KW, BlockQ6K>(GgmlDType::Q6K);
     }
 
     #[test]
