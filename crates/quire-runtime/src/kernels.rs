@@ -325,12 +325,13 @@ impl QLinear {
             stride: n_blocks,
         };
 
-        const COLS: usize = 16;
         const ROW_TILE: usize = 64;
         const R: usize = 4;
+        let pool = crate::pool::global();
+        let cols = task_cols(self.out, rows, pool.threads());
         let mut out_t = vec![0f32; self.out * rows];
-        crate::pool::global().chunks_mut(&mut out_t, COLS * rows, |chunk, dst| {
-            let first = chunk * COLS;
+        pool.chunks_mut(&mut out_t, cols * rows, |chunk, dst| {
+            let first = chunk * cols;
             for r0 in (0..rows).step_by(ROW_TILE) {
                 let r1 = (r0 + ROW_TILE).min(rows);
                 for (c, col) in dst.chunks_mut(rows).enumerate() {
@@ -378,10 +379,11 @@ impl QLinear {
 
         // Each task owns a run of output features and computes them for every row, so a
         // weight row is read once per task however many tokens are in the batch.
-        const COLS: usize = 16;
+        let pool = crate::pool::global();
+        let cols = task_cols(self.out, rows, pool.threads());
         let mut out_t = vec![0f32; self.out * rows];
-        crate::pool::global().chunks_mut(&mut out_t, COLS * rows, |chunk, dst| {
-            let first = chunk * COLS;
+        pool.chunks_mut(&mut out_t, cols * rows, |chunk, dst| {
+            let first = chunk * cols;
             for (c, dst_col) in dst.chunks_mut(rows).enumerate() {
                 let o = first + c;
                 let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
@@ -393,6 +395,17 @@ impl QLinear {
         });
         Ok(transpose_back(out_t, self.out, rows))
     }
+}
+
+/// Output features per task. A prefill task takes 16 (its weights stay in L1 while it
+/// walks the tokens); a decode step, a few microseconds of work per thread, is cut into
+/// four tasks per thread, each a whole number of cache lines of output, so the threads
+/// neither queue on the task counter nor write to each other's cache lines.
+fn task_cols(out: usize, rows: usize, threads: usize) -> usize {
+    if rows > 1 || threads <= 1 {
+        return 16;
+    }
+    (out.div_ceil(4 * threads).div_ceil(16) * 16).max(16)
 }
 
 /// `[out][rows]` → `[rows][out]`.
