@@ -295,7 +295,7 @@ impl QLinear {
         Ok(ys)
     }
 
-    /// The x86 path for the 32-value block types: tiles of one weight row by `R` token rows
+    /// The x86 path for the block types with a tile: one weight row by `R` token rows
     /// over blocks of `ROW_TILE` rows, so a task's weights stay in L1 and its activations in
     /// L2 while every weight block is unpacked once per `R` tokens.
     #[cfg(target_arch = "x86_64")]
@@ -326,7 +326,7 @@ impl QLinear {
         };
 
         const ROW_TILE: usize = 64;
-        const R: usize = 4;
+        const R: usize = 32;
         let pool = crate::pool::global();
         let cols = task_cols(self.out, rows, pool.threads());
         let mut out_t = vec![0f32; self.out * rows];
@@ -343,6 +343,10 @@ impl QLinear {
                         while r + R <= r1 {
                             W::dot::<R>(level, w_row, &acts, r, &mut col[r..r + R]);
                             r += R;
+                        }
+                        while r + 4 <= r1 {
+                            W::dot::<4>(level, w_row, &acts, r, &mut col[r..r + 4]);
+                            r += 4;
                         }
                         while r < r1 {
                             W::dot::<1>(level, w_row, &acts, r, &mut col[r..r + 1]);
