@@ -431,7 +431,8 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn lcg(seed: &mut u64) -> f32 {
+    /// A reproducible pseudo-random value in [-0.5, 0.5).
+    pub(crate) fn lcg(seed: &mut u64) -> f32 {
         *seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);

@@ -314,6 +314,44 @@ tile!(
     false
 );
 
+/// A k-quant tile module's two builds of its `body!`: AVX2, and the same instructions with
+/// AVX-512VL's 32 vector registers, so the unpacked block stays in registers across rows.
+macro_rules! variants {
+    () => {
+        pub mod avx2 {
+            use super::*;
+            body!("avx2,fma,f16c");
+        }
+
+        pub mod vnni {
+            use super::*;
+            body!("avx2,fma,f16c,avx512vnni,avx512vl");
+        }
+    };
+}
+
+/// The [`Tile`] of a k-quant weight type, dispatching to its module's builds.
+macro_rules! k_tile {
+    ($name:ident, $w:ty) => {
+        impl Tile for $w {
+            type Act = Q8K;
+            const VALUES: usize = QK_K;
+            unsafe fn dot<const R: usize>(
+                level: Level,
+                w: &[Self],
+                acts: &Acts<'_, Q8K>,
+                first: usize,
+                out: &mut [f32],
+            ) {
+                match level {
+                    Level::Avx2 => $name::avx2::dot::<R>(w, acts, first, out),
+                    Level::Avx512Vnni => $name::vnni::dot::<R>(w, acts, first, out),
+                }
+            }
+        }
+    };
+}
+
 // Q4_K: super-blocks of 256 in eight groups of 32, each with a 6-bit scale and min
 // (llama.cpp's `ggml_vec_dot_q4_K_q8_K`, AVX2). The weight block is unpacked into
 // registers once and used for all `R` activation rows.
@@ -422,35 +460,10 @@ mod q4_k {
         };
     }
 
-    pub mod avx2 {
-        use super::*;
-        body!("avx2,fma,f16c");
-    }
-
-    /// The same instructions with AVX-512VL's 32 vector registers, so the unpacked block
-    /// stays in registers across the rows.
-    pub mod vnni {
-        use super::*;
-        body!("avx2,fma,f16c,avx512vnni,avx512vl");
-    }
+    variants!();
 }
 
-impl Tile for Q4KW {
-    type Act = Q8K;
-    const VALUES: usize = QK_K;
-    unsafe fn dot<const R: usize>(
-        level: Level,
-        w: &[Self],
-        acts: &Acts<'_, Q8K>,
-        first: usize,
-        out: &mut [f32],
-    ) {
-        match level {
-            Level::Avx2 => q4_k::avx2::dot::<R>(w, acts, first, out),
-            Level::Avx512Vnni => q4_k::vnni::dot::<R>(w, acts, first, out),
-        }
-    }
-}
+k_tile!(q4_k, Q4KW);
 
 // Q6_K: 6-bit values (4 low bits in `ql`, 2 high in `qh`) minus 32, sixteen groups of 16
 // with an 8-bit scale each (llama.cpp's `ggml_vec_dot_q6_K_q8_K`, AVX2), unpacked once
@@ -543,33 +556,10 @@ mod q6_k {
         };
     }
 
-    pub mod avx2 {
-        use super::*;
-        body!("avx2,fma,f16c");
-    }
-
-    pub mod vnni {
-        use super::*;
-        body!("avx2,fma,f16c,avx512vnni,avx512vl");
-    }
+    variants!();
 }
 
-impl Tile for Q6KW {
-    type Act = Q8K;
-    const VALUES: usize = QK_K;
-    unsafe fn dot<const R: usize>(
-        level: Level,
-        w: &[Self],
-        acts: &Acts<'_, Q8K>,
-        first: usize,
-        out: &mut [f32],
-    ) {
-        match level {
-            Level::Avx2 => q6_k::avx2::dot::<R>(w, acts, first, out),
-            Level::Avx512Vnni => q6_k::vnni::dot::<R>(w, acts, first, out),
-        }
-    }
-}
+k_tile!(q6_k, Q6KW);
 
 #[cfg(test)]
 mod tests {
@@ -577,12 +567,7 @@ mod tests {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-    }
+    use crate::kernels::tests::lcg;
 
     fn levels() -> Vec<Level> {
         let mut v = Vec::new();
