@@ -32,7 +32,11 @@ export HOME="$work/home" XDG_DATA_HOME="$work/home/.local/share" XDG_CONFIG_HOME
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR"; chmod 700 "$XDG_RUNTIME_DIR"
 export QUIRE_MODELS_DIR="$root/models" QUIRE_E2E_BIN="$app"
 export WEBKIT_DISABLE_COMPOSITING_MODE=1 WEBKIT_DISABLE_DMABUF_RENDERER=1 NO_AT_BRIDGE=1
-export QUIRE_E2E_QUESTION="${QUIRE_E2E_QUESTION:-What is the risk of heparin-induced thrombocytopenia in trauma patients?}"
+# The chat check needs an answer the default 135M model gets past verification, with a
+# citation to click. Its greedy output is deterministic, but any change to retrieval,
+# focus or the prompt can change it: the HIT-risk question stopped passing when sentences
+# became whole (the model's "2.6 %" is not in the paper, so the answer was withheld).
+export QUIRE_E2E_QUESTION="${QUIRE_E2E_QUESTION:-What is the rate of failed vena cava filter retrieval in trauma patients?}"
 
 # Runs in the namespace: the whole session, then its no-route counters into $out.
 unshare -rn bash -c '
