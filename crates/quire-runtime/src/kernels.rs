@@ -307,16 +307,9 @@ impl QLinear {
     {
         let data = self.w.data()?;
         let n_blocks = self.inp / W::VALUES;
-        let total = n_blocks * self.out;
-        assert_eq!(data.len(), total * std::mem::size_of::<W>(), "weight size");
-        assert_eq!(
-            data.as_ptr() as usize % std::mem::align_of::<W>(),
-            0,
-            "weight alignment"
-        );
         // SAFETY: candle's CPU storage for this dtype is a Vec of its block type, which `W`
-        // mirrors (asserted in x86.rs); length and alignment were just checked.
-        let weights: &[W] = unsafe { std::slice::from_raw_parts(data.as_ptr() as *const W, total) };
+        // mirrors (asserted in x86.rs).
+        let weights: &[W] = unsafe { blocks_of(&data, n_blocks * self.out) };
         let blocks = W::Act::quantize(xs);
         let (d, s) = W::Act::scales(&blocks);
         let acts = x86::Acts {
@@ -327,7 +320,6 @@ impl QLinear {
         };
 
         const ROW_TILE: usize = 32;
-        const R: usize = 32;
         let pool = crate::pool::global();
         let cols = task_cols(self.out, rows, pool.threads());
         let mut out_t = vec![0f32; self.out * rows];
@@ -338,22 +330,8 @@ impl QLinear {
                 for (c, col) in dst.chunks_mut(rows).enumerate() {
                     let o = first + c;
                     let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
-                    let mut r = r0;
-                    // SAFETY: `level` came from detection; rows r..r+R are below `rows`.
-                    unsafe {
-                        while r + R <= r1 {
-                            W::dot::<R>(level, w_row, &acts, r, &mut col[r..r + R]);
-                            r += R;
-                        }
-                        while r + 4 <= r1 {
-                            W::dot::<4>(level, w_row, &acts, r, &mut col[r..r + 4]);
-                            r += 4;
-                        }
-                        while r < r1 {
-                            W::dot::<1>(level, w_row, &acts, r, &mut col[r..r + 1]);
-                            r += 1;
-                        }
-                    }
+                    // SAFETY: `level` came from detection; rows r0..r1 are in `acts`.
+                    unsafe { x86::dot_rows(level, w_row, &acts, r0..r1, &mut col[r0..r1]) };
                 }
             }
         });
@@ -367,16 +345,8 @@ impl QLinear {
     {
         let data = self.w.data()?;
         let n_blocks = self.inp / W::BLCK_SIZE;
-        let total = n_blocks * self.out;
-        assert_eq!(data.len(), total * std::mem::size_of::<W>(), "weight size");
-        assert_eq!(
-            data.as_ptr() as usize % std::mem::align_of::<W>(),
-            0,
-            "weight alignment"
-        );
-        // SAFETY: candle's CPU storage for this dtype is a Vec<W>; length and alignment
-        // were just checked.
-        let weights: &[W] = unsafe { std::slice::from_raw_parts(data.as_ptr() as *const W, total) };
+        // SAFETY: candle's CPU storage for this dtype is a Vec<W>.
+        let weights: &[W] = unsafe { blocks_of(&data, n_blocks * self.out) };
 
         let acts: Vec<W::VecDotType> = W::VecDotType::quantize(xs);
         let act_blocks = self.inp / W::VecDotType::BLCK_SIZE;
@@ -400,6 +370,20 @@ impl QLinear {
         });
         Ok(transpose_back(out_t, self.out, rows))
     }
+}
+
+/// `data` as `total` blocks of `W`, after checking its length and alignment.
+///
+/// # Safety
+/// `data` must hold values of type `W` (candle's storage of the block type `W` mirrors).
+unsafe fn blocks_of<W>(data: &[u8], total: usize) -> &[W] {
+    assert_eq!(data.len(), total * std::mem::size_of::<W>(), "weight size");
+    assert_eq!(
+        data.as_ptr() as usize % std::mem::align_of::<W>(),
+        0,
+        "weight alignment"
+    );
+    std::slice::from_raw_parts(data.as_ptr() as *const W, total)
 }
 
 /// Output features per task. A prefill task takes 16 (its weights stay in L1 while it

@@ -146,25 +146,50 @@ impl Model {
     /// The logits of the token that would follow `ids`, computed as a fresh sequence: for
     /// checking the runtime against reference outputs.
     pub fn next_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        if ids.is_empty() {
+        self.check_prompt(ids, 0)?;
+        let logits = self
+            .prefill(ids, &CancelToken::new())?
+            .ok_or(RuntimeError::EmptyPrompt)?;
+        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    /// Fails on a prompt that is empty, names a token outside the vocabulary, or does not
+    /// fit the context with `max_tokens` after it.
+    fn check_prompt(&self, prompt_ids: &[u32], max_tokens: usize) -> Result<()> {
+        if prompt_ids.is_empty() {
             return Err(RuntimeError::EmptyPrompt);
         }
-        if ids.len() > self.context {
+        let vocab = self.tokenizer.vocab_size();
+        if let Some(&id) = prompt_ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(RuntimeError::InvalidToken {
+                id,
+                vocab_size: vocab,
+            });
+        }
+        if prompt_ids.len() + max_tokens > self.context {
             return Err(RuntimeError::ContextOverflow {
-                prompt_tokens: ids.len(),
-                max_tokens: 0,
+                prompt_tokens: prompt_ids.len(),
+                max_tokens,
                 context: self.context,
             });
         }
+        Ok(())
+    }
+
+    /// Runs the prompt from position 0 in chunks of [`PREFILL_CHUNK`] and returns the
+    /// logits after its last token, or `None` when cancelled between chunks.
+    fn prefill(&mut self, prompt_ids: &[u32], cancel: &CancelToken) -> Result<Option<Tensor>> {
         let mut logits = None;
-        for (i, chunk) in ids.chunks(PREFILL_CHUNK).enumerate() {
+        for (i, chunk) in prompt_ids.chunks(PREFILL_CHUNK).enumerate() {
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
             logits = Some(
                 self.weights
                     .forward(chunk, i * PREFILL_CHUNK, &self.device)?,
             );
         }
-        let logits = logits.ok_or(RuntimeError::EmptyPrompt)?;
-        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
+        Ok(logits)
     }
 
     /// Generates after `prompt_ids`, streaming each token to `sink`.
@@ -179,23 +204,7 @@ impl Model {
         cancel: &CancelToken,
         sink: &mut dyn TokenSink,
     ) -> Result<Generation> {
-        if prompt_ids.is_empty() {
-            return Err(RuntimeError::EmptyPrompt);
-        }
-        let vocab = self.tokenizer.vocab_size();
-        if let Some(&id) = prompt_ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(RuntimeError::InvalidToken {
-                id,
-                vocab_size: vocab,
-            });
-        }
-        if prompt_ids.len() + params.max_tokens > self.context {
-            return Err(RuntimeError::ContextOverflow {
-                prompt_tokens: prompt_ids.len(),
-                max_tokens: params.max_tokens,
-                context: self.context,
-            });
-        }
+        self.check_prompt(prompt_ids, params.max_tokens)?;
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling(params));
         let mut timings = Timings {
             prompt_tokens: prompt_ids.len(),
@@ -214,19 +223,13 @@ impl Model {
         }
 
         let started = Instant::now();
-        let mut logits = None;
-        let mut pos = 0;
-        for chunk in prompt_ids.chunks(PREFILL_CHUNK) {
-            if cancel.is_cancelled() {
-                result.stop = StopReason::Cancelled;
-                timings.prefill = started.elapsed();
-                result.timings = timings;
-                return Ok(result);
-            }
-            logits = Some(self.weights.forward(chunk, pos, &self.device)?);
-            pos += chunk.len();
-        }
-        let mut logits = logits.ok_or(RuntimeError::EmptyPrompt)?;
+        let Some(mut logits) = self.prefill(prompt_ids, cancel)? else {
+            result.stop = StopReason::Cancelled;
+            timings.prefill = started.elapsed();
+            result.timings = timings;
+            return Ok(result);
+        };
+        let mut pos = prompt_ids.len();
 
         let mut decoder = StreamDecoder::new();
         let mut history: Vec<u32> = prompt_ids.to_vec();

@@ -120,6 +120,35 @@ pub(crate) trait Tile: Sized + Sync {
     );
 }
 
+/// Dots `w` with activation rows `rows` into `out` (one value per row): tiles of 32 rows,
+/// then 4, then 1.
+///
+/// # Safety
+/// `level` must be supported by this CPU, and the rows must exist in `acts`.
+pub(crate) unsafe fn dot_rows<W: Tile>(
+    level: Level,
+    w: &[W],
+    acts: &Acts<'_, W::Act>,
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    const R: usize = 32;
+    let (first, end) = (rows.start, rows.end);
+    let mut r = first;
+    while r + R <= end {
+        W::dot::<R>(level, w, acts, r, &mut out[r - first..r - first + R]);
+        r += R;
+    }
+    while r + 4 <= end {
+        W::dot::<4>(level, w, acts, r, &mut out[r - first..r - first + 4]);
+        r += 4;
+    }
+    while r < end {
+        W::dot::<1>(level, w, acts, r, &mut out[r - first..r - first + 1]);
+        r += 1;
+    }
+}
+
 // ---------------------------------------------------------------- shared helpers
 
 #[inline]
@@ -758,7 +787,7 @@ mod tests {
         use candle_core::quantized::k_quants::BlockQ8K;
         let dev = Device::Cpu;
         let mut seed = 5u64;
-        for (out, inp, rows) in [(3, 256, 1), (5, 512, 4), (2, 768, 7)] {
+        for (out, inp, rows) in [(3, 256, 1), (5, 512, 4), (2, 768, 7), (2, 512, 37)] {
             let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
             let q =
                 QTensor::quantize(&Tensor::from_vec(w, (out, inp), &dev).unwrap(), dtype).unwrap();
@@ -788,18 +817,8 @@ mod tests {
                 for o in 0..out {
                     let w_row = &ours[o * n_blocks..(o + 1) * n_blocks];
                     let mut got = vec![0f32; rows];
-                    let mut r = 0;
                     // SAFETY: `level` is supported; rows exist.
-                    unsafe {
-                        while r + 4 <= rows {
-                            W::dot::<4>(level, w_row, &acts, r, &mut got[r..r + 4]);
-                            r += 4;
-                        }
-                        while r < rows {
-                            W::dot::<1>(level, w_row, &acts, r, &mut got[r..r + 1]);
-                            r += 1;
-                        }
-                    }
+                    unsafe { dot_rows(level, w_row, &acts, 0..rows, &mut got) };
                     for (r, g) in got.iter().enumerate() {
                         let want = B::vec_dot(
                             inp,

@@ -32,18 +32,13 @@ pub(super) fn attend(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if kv.hd.is_multiple_of(8) && simd() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `simd`); slice bounds are
-        // checked by the callee's indexing.
+    if kv.hd.is_multiple_of(8) && crate::kernels::simd_enabled() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `simd_enabled`); slice
+        // bounds are checked by the callee's indexing.
         unsafe { x86::attend(kv, q, n, scale, scores, acc, out) };
         return;
     }
     portable(kv, q, n, scale, scores, acc, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-fn simd() -> bool {
-    crate::kernels::simd_enabled()
 }
 
 fn round16(x: f32) -> f32 {
@@ -60,7 +55,6 @@ pub(super) fn portable(
     acc: &mut [f32],
     out: &mut [f32],
 ) {
-    let hd = kv.hd;
     let sc = &mut scores[..n];
     sc.iter_mut().for_each(|s| *s = 0.0);
     for (d, &qd) in q.iter().enumerate() {
@@ -69,10 +63,19 @@ pub(super) fn portable(
             .zip(krow)
             .for_each(|(s, &kx)| *s += qd * kx.to_f32());
     }
+    let s_sum = weigh_values(kv, sc, scale, acc);
+    let inv = 1.0 / s_sum;
+    out.iter_mut().zip(&*acc).for_each(|(d, a)| *d = a * inv);
+}
+
+/// The online softmax over `scores` and the f16 running sum of V into `acc`, one element
+/// at a time; returns the softmax denominator.
+fn weigh_values(kv: &HeadKv, scores: &[f32], scale: f32, acc: &mut [f32]) -> f32 {
+    let hd = kv.hd;
     acc.iter_mut().for_each(|a| *a = 0.0);
     let mut m = f32::NEG_INFINITY;
     let mut s_sum = 0f32;
-    for (j, &dot) in sc.iter().enumerate() {
+    for (j, &dot) in scores.iter().enumerate() {
         let (ms, vs) = softmax_step(dot * scale, &mut m);
         let vrow = &kv.v[(j * kv.n_kv + kv.kvh) * hd..][..hd];
         if ms != 1.0 {
@@ -83,8 +86,7 @@ pub(super) fn portable(
             .for_each(|(a, &x)| *a = round16(*a + x.to_f32() * vs));
         s_sum = s_sum * ms + vs;
     }
-    let inv = 1.0 / s_sum;
-    out.iter_mut().zip(&*acc).for_each(|(d, a)| *d = a * inv);
+    s_sum
 }
 
 /// The online softmax's step for score `s` with running maximum `m`: the factor for the
@@ -156,10 +158,13 @@ mod x86 {
         }
         // The online softmax and the f16 running sum of V.
         let acc = &mut acc[..hd];
-        let s_sum = if hd == 64 {
-            weigh_values::<8>(kv, sc, scale, acc)
-        } else {
-            weigh_values_any(kv, sc, scale, acc)
+        // Heads of 32, 64 and 128 dimensions keep the sum in registers; others go
+        // element by element.
+        let s_sum = match hd {
+            32 => weigh_values::<4>(kv, sc, scale, acc),
+            64 => weigh_values::<8>(kv, sc, scale, acc),
+            128 => weigh_values::<16>(kv, sc, scale, acc),
+            _ => super::weigh_values(kv, sc, scale, acc),
         };
         let inv = 1.0 / s_sum;
         out.iter_mut().zip(&*acc).for_each(|(d, a)| *d = a * inv);
@@ -195,30 +200,6 @@ mod x86 {
         }
         for (c, x) in a.iter().enumerate() {
             _mm256_storeu_ps(acc[c * 8..][..8].as_mut_ptr(), *x);
-        }
-        s_sum
-    }
-
-    /// [`weigh_values`] for any multiple of 8 dimensions, the sum kept in `acc`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn weigh_values_any(kv: &HeadKv, scores: &[f32], scale: f32, acc: &mut [f32]) -> f32 {
-        acc.iter_mut().for_each(|a| *a = 0.0);
-        let mut m = f32::NEG_INFINITY;
-        let mut s_sum = 0f32;
-        for (j, &dot) in scores.iter().enumerate() {
-            let (ms, vs) = softmax_step(dot * scale, &mut m);
-            let vrow = &kv.v[(j * kv.n_kv + kv.kvh) * kv.hd..][..kv.hd];
-            let (msv, vsv) = (_mm256_set1_ps(ms), _mm256_set1_ps(vs));
-            for (c, a) in acc.chunks_exact_mut(8).enumerate() {
-                let mut x = _mm256_loadu_ps(a.as_ptr());
-                if ms != 1.0 {
-                    x = round16(_mm256_mul_ps(x, msv));
-                }
-                let v = load_half8(&vrow[c * 8..]);
-                x = round16(_mm256_add_ps(x, _mm256_mul_ps(v, vsv)));
-                _mm256_storeu_ps(a.as_mut_ptr(), x);
-            }
-            s_sum = s_sum * ms + vs;
         }
         s_sum
     }
