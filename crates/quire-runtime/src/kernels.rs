@@ -295,10 +295,11 @@ impl QLinear {
         Ok(ys)
     }
 
-    /// The x86 path for the block types with a tile: one weight row by `R` token rows,
-    /// so every weight block is unpacked once per `R` tokens, over blocks of `ROW_TILE`
-    /// token rows whose quantized activations (20–30 KB for the reference models) stay in
-    /// L1 while the task's weight rows pass over them.
+    /// The x86 path for the block types with a tile: register tiles of 4 weight rows by 4
+    /// token rows where the type has one (Q4_0, Q4_1, Q5_0, Q8_0 with VNNI), else one
+    /// weight row by `R` token rows, so every weight block is unpacked once per `R` tokens;
+    /// over blocks of `ROW_TILE` token rows whose quantized activations (20–30 KB for the
+    /// reference models) stay in L1 while the task's weight rows pass over them.
     #[cfg(target_arch = "x86_64")]
     fn run_tiled<W>(&self, level: x86::Level, xs: &[f32], rows: usize) -> Result<Vec<f32>>
     where
@@ -312,12 +313,7 @@ impl QLinear {
         let weights: &[W] = unsafe { blocks_of(&data, n_blocks * self.out) };
         let blocks = W::Act::quantize(xs);
         let (d, s) = W::Act::scales(&blocks);
-        let acts = x86::Acts {
-            blocks: &blocks,
-            d: &d,
-            s: &s,
-            stride: n_blocks,
-        };
+        let acts = x86::Acts::new(&blocks, &d, &s, n_blocks);
 
         const ROW_TILE: usize = 32;
         let pool = crate::pool::global();
@@ -325,14 +321,12 @@ impl QLinear {
         let mut out_t = vec![0f32; self.out * rows];
         pool.chunks_mut(&mut out_t, cols * rows, |chunk, dst| {
             let first = chunk * cols;
+            let w = &weights[first * n_blocks..(first + dst.len() / rows) * n_blocks];
             for r0 in (0..rows).step_by(ROW_TILE) {
                 let r1 = (r0 + ROW_TILE).min(rows);
-                for (c, col) in dst.chunks_mut(rows).enumerate() {
-                    let o = first + c;
-                    let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
-                    // SAFETY: `level` came from detection; rows r0..r1 are in `acts`.
-                    unsafe { x86::dot_rows(level, w_row, &acts, r0..r1, &mut col[r0..r1]) };
-                }
+                // SAFETY: `level` came from detection; rows r0..r1 are in `acts`, and `dst`
+                // holds this task's features, `rows` apart.
+                unsafe { x86::dot_block(level, w, n_blocks, &acts, r0..r1, dst, rows) };
             }
         });
         Ok(transpose_back(out_t, self.out, rows))
@@ -518,5 +512,42 @@ mod tests {
         assert_eq!(round_even(2.5), 2.0);
         assert_eq!(round_even(-3.5), -4.0);
         assert_eq!(round_even(1.4999), 1.0);
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// Not a test: `cargo test --release -p quire-runtime --lib speed -- --ignored --nocapture`
+    /// prints the product's throughput on the reference models' shapes.
+    #[test]
+    #[ignore]
+    fn product_throughput() {
+        let mut seed = 3u64;
+        for (dtype, out, inp) in [
+            (GgmlDType::Q5_0, 896, 896),
+            (GgmlDType::Q5_0, 4864, 896),
+            (GgmlDType::Q4_1, 1536, 576),
+            (GgmlDType::Q4K, 896, 4864),
+        ] {
+            let w: Vec<f32> = (0..out * inp).map(|_| tests::lcg(&mut seed)).collect();
+            let t = Tensor::from_vec(w, (out, inp), &Device::Cpu).unwrap();
+            let q = QLinear::new(Arc::new(QTensor::quantize(&t, dtype).unwrap())).unwrap();
+            let rows = 512;
+            let xs: Vec<f32> = (0..rows * inp).map(|_| tests::lcg(&mut seed)).collect();
+            let mut best = f64::MAX;
+            for _ in 0..8 {
+                let t0 = std::time::Instant::now();
+                std::hint::black_box(q.forward_rows(&xs, rows).unwrap());
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+            let gmacs = (out * inp * rows) as f64 / best / 1e9;
+            eprintln!(
+                "{dtype:?} {out}x{inp} × {rows} rows: {:.2} ms, {gmacs:.1} GMAC/s",
+                best * 1e3
+            );
+        }
     }
 }

@@ -71,7 +71,7 @@ pub(crate) enum Level {
 }
 
 /// Detected once. `QUIRE_KERNELS=portable` turns the tiles off and `avx2` caps them at AVX2
-/// (for comparing paths).
+/// (for comparing paths); `row-tiles` keeps VNNI but not the register tiles.
 pub(crate) fn level() -> Option<Level> {
     static LEVEL: OnceLock<Option<Level>> = OnceLock::new();
     *LEVEL.get_or_init(|| {
@@ -91,6 +91,13 @@ pub(crate) fn level() -> Option<Level> {
     })
 }
 
+/// Whether the register tiles are on: `QUIRE_KERNELS=row-tiles` turns them off (for
+/// comparing the two).
+fn register_tiles() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("QUIRE_KERNELS").as_deref() != Ok("row-tiles"))
+}
+
 /// Activation rows for a tile: the quantized blocks and their scales widened to f32 once.
 pub(crate) struct Acts<'a, A> {
     pub(crate) blocks: &'a [A],
@@ -100,6 +107,27 @@ pub(crate) struct Acts<'a, A> {
     pub(crate) s: &'a [f32],
     /// Blocks per row.
     pub(crate) stride: usize,
+    /// `d` transposed (block-major: `dt[k * rows + r]`), for the register tiles.
+    pub(crate) dt: Vec<f32>,
+}
+
+impl<'a, A> Acts<'a, A> {
+    pub(crate) fn new(blocks: &'a [A], d: &'a [f32], s: &'a [f32], stride: usize) -> Self {
+        let rows = blocks.len() / stride;
+        let mut dt = vec![0f32; d.len()];
+        for (r, row) in d.chunks_exact(stride).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                dt[k * rows + r] = v;
+            }
+        }
+        Self {
+            blocks,
+            d,
+            s,
+            stride,
+            dt,
+        }
+    }
 }
 
 /// A weight block type with a tile.
@@ -118,6 +146,90 @@ pub(crate) trait Tile: Sized + Sync {
         first: usize,
         out: &mut [f32],
     );
+
+    /// Whether [`Tile::gemm`] exists for this type at `level`.
+    fn has_gemm(_level: Level) -> bool {
+        false
+    }
+
+    /// A register tile: [`GEMM_M`] weight rows (`w`, each `n_blocks` long) by [`GEMM_N`]
+    /// activation rows from `first`, with all its accumulators in registers while the
+    /// blocks stream past; `out[i * stride + j]` receives weight row `i` · activation row
+    /// `first + j`. Per output the arithmetic is [`Tile::dot`]'s.
+    ///
+    /// # Safety
+    /// [`Tile::has_gemm`] must hold for `level`, which this CPU must support, and the rows
+    /// must exist in `w`, `acts` and `out`.
+    unsafe fn gemm(
+        _level: Level,
+        _w: &[Self],
+        _n_blocks: usize,
+        _acts: &Acts<'_, Self::Act>,
+        _first: usize,
+        _out: &mut [f32],
+        _stride: usize,
+    ) {
+        unreachable!("no register tile for this type")
+    }
+}
+
+/// Weight rows per register tile.
+pub(crate) const GEMM_M: usize = 2;
+/// Activation rows per register tile.
+pub(crate) const GEMM_N: usize = 8;
+const _: () = assert!(
+    GEMM_N == 8,
+    "a register tile loads its eight activation scales at once"
+);
+
+/// Dots every weight row of `w` (rows of `n_blocks` blocks) with activation rows `rows`:
+/// weight row `c`, activation row `r` goes to `out[c * stride + r]`. Register tiles of
+/// [`GEMM_M`] × [`GEMM_N`] where the type has them, then [`dot_rows`] for what is left.
+///
+/// # Safety
+/// `level` must be supported by this CPU, the rows must exist in `acts`, and `out` must
+/// hold `w.len() / n_blocks` rows of `stride ≥ rows.end`.
+pub(crate) unsafe fn dot_block<W: Tile>(
+    level: Level,
+    w: &[W],
+    n_blocks: usize,
+    acts: &Acts<'_, W::Act>,
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let feats = w.len() / n_blocks;
+    let row = |c: usize| &w[c * n_blocks..(c + 1) * n_blocks];
+    let mut c = 0;
+    if W::has_gemm(level) {
+        while c + GEMM_M <= feats {
+            let mut r = rows.start;
+            while r + GEMM_N <= rows.end {
+                let tile = &w[c * n_blocks..(c + GEMM_M) * n_blocks];
+                W::gemm(
+                    level,
+                    tile,
+                    n_blocks,
+                    acts,
+                    r,
+                    &mut out[c * stride + r..],
+                    stride,
+                );
+                r += GEMM_N;
+            }
+            if r < rows.end {
+                for cc in c..c + GEMM_M {
+                    let o = &mut out[cc * stride + r..cc * stride + rows.end];
+                    dot_rows(level, row(cc), acts, r..rows.end, o);
+                }
+            }
+            c += GEMM_M;
+        }
+    }
+    for cc in c..feats {
+        let o = &mut out[cc * stride + rows.start..cc * stride + rows.end];
+        dot_rows(level, row(cc), acts, rows.clone(), o);
+    }
 }
 
 /// Dots `w` with activation rows `rows` into `out` (one value per row): tiles of 32 rows,
@@ -210,10 +322,85 @@ fn f(x: f16) -> f32 {
 /// Generates a tile for one weight type in both instruction-set variants. `$prep` unpacks a
 /// weight block into `(x, scale_w, extra)`: `x` the bytes to multiply (unsigned when
 /// `$signed` is false), then `$body` per activation row.
+///
+/// With VNNI there is also a register tile ([`Tile::gemm`]). `$uprep` gives the weights as
+/// unsigned bytes `x + $off`, so `vpdpbusd` multiplies them straight with the signed
+/// activations; starting each sum at `−$off · Σy` (per lane) leaves the same exact integer
+/// sums as the sign trick, so outputs stay bit-identical to [`Tile::dot`].
 macro_rules! tile {
-    ($name:ident, $w:ty, $act:ty, |$b:ident| $prep:block, $signed:expr, $min:expr) => {
+    ($name:ident, $w:ty, $act:ty, |$b:ident| $prep:block, $signed:expr, $min:expr,
+     $off:expr, |$ub:ident| $uprep:block) => {
         mod $name {
             use super::*;
+
+            #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+            pub unsafe fn gemm(
+                w: &[$w],
+                n_blocks: usize,
+                acts: &Acts<'_, $act>,
+                first: usize,
+                out: &mut [f32],
+                stride: usize,
+            ) {
+                const M: usize = GEMM_M;
+                const N: usize = GEMM_N;
+                let mut acc = [[_mm256_setzero_ps(); N]; M];
+                let mut summs = [[0f32; N]; M];
+                let zero = _mm256_setzero_si256();
+                let bias = _mm256_set1_epi8(0x80u8 as i8);
+                // The pairs' scales dw·dy, one vector product per weight row, read back by
+                // each FMA as a broadcast from memory.
+                let mut dd = [[0f32; N]; M];
+                for k in 0..n_blocks {
+                    let mut x = [zero; M];
+                    let mut init = [zero; M];
+                    let mut mw = [0f32; M];
+                    let idx = |j: usize| (first + j) * acts.stride + k;
+                    let rows = acts.blocks.len() / acts.stride;
+                    let dy = _mm256_loadu_ps(acts.dt.as_ptr().add(k * rows + first));
+                    for i in 0..M {
+                        let $b = w.get_unchecked(i * n_blocks + k);
+                        let (qx, d, m): (__m256i, f32, f32) = $prep;
+                        x[i] = qx;
+                        mw[i] = m;
+                        if $signed {
+                            // Signed weights meet activations biased to unsigned (y + 128):
+                            // each lane starts at −128·Σx, leaving exactly Σx·y.
+                            init[i] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, qx));
+                        }
+                        _mm256_storeu_ps(dd[i].as_mut_ptr(), _mm256_mul_ps(_mm256_set1_ps(d), dy));
+                    }
+                    for j in 0..N {
+                        let y = acts.blocks.get_unchecked(idx(j));
+                        let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                        for i in 0..M {
+                            let sum = if $signed {
+                                _mm256_dpbusd_epi32(init[i], _mm256_xor_si256(qy, bias), x[i])
+                            } else {
+                                _mm256_dpbusd_epi32(zero, x[i], qy)
+                            };
+                            let d = std::ptr::read_volatile(std::ptr::addr_of!(dd[i][j]));
+                            acc[i][j] = _mm256_fmadd_ps(
+                                _mm256_set1_ps(d),
+                                _mm256_cvtepi32_ps(sum),
+                                acc[i][j],
+                            );
+                        }
+                        if $min {
+                            let s = *acts.s.get_unchecked(idx(j));
+                            for i in 0..M {
+                                summs[i][j] += mw[i] * s;
+                            }
+                        }
+                    }
+                }
+                for i in 0..M {
+                    for j in 0..N {
+                        *out.get_unchecked_mut(i * stride + j) =
+                            hsum_float_8(acc[i][j]) + summs[i][j];
+                    }
+                }
+            }
 
             macro_rules! body {
                 ($mul:ident, $feat:literal) => {
@@ -284,6 +471,22 @@ macro_rules! tile {
                     Level::Avx512Vnni => $name::vnni::dot::<R>(w, acts, first, out),
                 }
             }
+
+            fn has_gemm(level: Level) -> bool {
+                level == Level::Avx512Vnni && register_tiles()
+            }
+
+            unsafe fn gemm(
+                _level: Level,
+                w: &[Self],
+                n_blocks: usize,
+                acts: &Acts<'_, $act>,
+                first: usize,
+                out: &mut [f32],
+                stride: usize,
+            ) {
+                $name::gemm(w, n_blocks, acts, first, out, stride)
+            }
         }
     };
 }
@@ -298,7 +501,9 @@ tile!(
         (qx, f(b.d), 0.0)
     },
     true,
-    false
+    false,
+    8,
+    |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), 0.0) }
 );
 
 // Q4_1: nibbles unsigned, × d, plus m × (d_y × Σy) per block.
@@ -308,7 +513,9 @@ tile!(
     Q8_1,
     |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), f(b.m)) },
     false,
-    true
+    true,
+    0,
+    |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), f(b.m)) }
 );
 
 // Q5_0: nibbles with the fifth bit from qh, as signed values −16..=15.
@@ -324,7 +531,13 @@ tile!(
         (qx, f(b.d), 0.0)
     },
     true,
-    false
+    false,
+    16,
+    |b| {
+        let qx = bytes_from_nibbles_32(b.qs.as_ptr());
+        let hi = _mm256_and_si256(bytes_from_bits_32(b.qh.as_ptr()), _mm256_set1_epi8(0x10));
+        (_mm256_or_si256(qx, hi), f(b.d), 0.0)
+    }
 );
 
 // Q8_0: the bytes as they are.
@@ -340,7 +553,16 @@ tile!(
         )
     },
     true,
-    false
+    false,
+    128,
+    |b| {
+        let qx = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
+        (
+            _mm256_xor_si256(qx, _mm256_set1_epi8(0x80u8 as i8)),
+            f(b.d),
+            0.0,
+        )
+    }
 );
 
 /// A k-quant tile module's two builds of its `body!`: AVX2, and the same instructions with
@@ -666,18 +888,20 @@ mod tests {
         act: impl Fn(&A) -> (f32, f32, [i8; 32]),
     ) {
         let mut seed = 11u64;
-        for (out, inp, rows) in [(3, 32, 1), (5, 96, 7), (2, 512, 9), (4, 160, 13)] {
+        let shapes = [
+            (3, 32, 1),
+            (5, 96, 7),
+            (2, 512, 9),
+            (4, 160, 13),
+            (9, 96, 19),
+        ];
+        for (out, inp, rows) in shapes {
             let w: Vec<W> = as_blocks(&weights::<W>(dtype, out, inp, &mut seed));
             let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed) * 3.0).collect();
             let blocks = quantize(&x);
             let (d, s): (Vec<f32>, Vec<f32>) = blocks.iter().map(|b| (act(b).0, act(b).1)).unzip();
             let nb = inp / QK8;
-            let acts = Acts {
-                blocks: &blocks,
-                d: &d,
-                s: &s,
-                stride: nb,
-            };
+            let acts = Acts::new(&blocks, &d, &s, nb);
             for level in levels() {
                 for o in 0..out {
                     let row = &w[o * nb..(o + 1) * nb];
@@ -705,6 +929,23 @@ mod tests {
                             one[r]
                         );
                         assert_eq!(four[r].to_bits(), want.to_bits(), "{dtype:?} tile of 4");
+                    }
+                }
+                // The block walk: register tiles (with VNNI) and the rows and weight rows
+                // they leave, every output against the reference.
+                let mut all = vec![f32::NAN; out * rows];
+                // SAFETY: `level` was detected on this CPU; `all` holds `out` rows of `rows`.
+                unsafe { dot_block(level, &w, nb, &acts, 0..rows, &mut all, rows) };
+                for o in 0..out {
+                    let wb: Vec<_> = w[o * nb..(o + 1) * nb].iter().map(&unpack).collect();
+                    for r in 0..rows {
+                        let ab: Vec<_> = blocks[r * nb..(r + 1) * nb].iter().map(&act).collect();
+                        let want = reference(&wb, &ab);
+                        assert_eq!(
+                            all[o * rows + r].to_bits(),
+                            want.to_bits(),
+                            "{dtype:?} {level:?} {out}x{inp}x{rows} block walk, ({o}, {r})"
+                        );
                     }
                 }
             }
@@ -807,12 +1048,7 @@ mod tests {
                 std::slice::from_raw_parts(blocks.as_ptr() as *const BlockQ8K, blocks.len())
             };
             let d: Vec<f32> = blocks.iter().map(|b| b.d).collect();
-            let acts = Acts {
-                blocks: &blocks,
-                d: &d,
-                s: &[],
-                stride: n_blocks,
-            };
+            let acts = Acts::new(&blocks, &d, &[], n_blocks);
             for level in levels() {
                 for o in 0..out {
                     let w_row = &ours[o * n_blocks..(o + 1) * n_blocks];
@@ -847,5 +1083,72 @@ mod tests {
     fn the_tiles_run_on_this_cpu() {
         // Without AVX2 the bit-for-bit tests above would check nothing.
         assert!(!levels().is_empty(), "no AVX2 on this CPU");
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use crate::kernels::tests::lcg;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    /// Not a test: ns per 32-value block product, one thread, data in L1/L2, for the row
+    /// tiles and the register tiles. `cargo test --release -p quire-runtime --lib
+    /// x86::speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn tile_throughput() {
+        let Some(level) = level() else { return };
+        let (out, inp, rows) = (16, 896, 32);
+        let mut seed = 5u64;
+        let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
+        let t = Tensor::from_vec(w, (out, inp), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&t, GgmlDType::Q5_0).unwrap();
+        let bytes = q.data().unwrap().to_vec();
+        let n = bytes.len() / std::mem::size_of::<Q5_0W>();
+        let mut w: Vec<Q5_0W> = Vec::with_capacity(n);
+        // SAFETY: plain-old-data mirror of the block layout; every byte is copied.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), w.as_mut_ptr() as *mut u8, bytes.len());
+            w.set_len(n);
+        }
+        let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed)).collect();
+        let blocks = super::super::quantize_q8_0(&x);
+        let d: Vec<f32> = blocks.iter().map(|b| b.d.to_f32()).collect();
+        let nb = inp / QK8;
+        let acts = Acts::new(&blocks, &d, &[], nb);
+        let mut o = vec![0f32; out * rows];
+        let pairs = (out * rows * nb) as f64;
+        for (name, gemm) in [
+            ("row tiles", false),
+            ("register tiles", true),
+            ("row tiles", false),
+            ("register tiles", true),
+        ] {
+            let mut best = f64::MAX;
+            for _ in 0..200 {
+                let t0 = std::time::Instant::now();
+                // SAFETY: detected level; rows exist.
+                unsafe {
+                    if gemm {
+                        dot_block(level, &w, nb, &acts, 0..rows, &mut o, rows);
+                    } else {
+                        for c in 0..out {
+                            dot_rows(
+                                level,
+                                &w[c * nb..(c + 1) * nb],
+                                &acts,
+                                0..rows,
+                                &mut o[c * rows..(c + 1) * rows],
+                            );
+                        }
+                    }
+                }
+                std::hint::black_box(&o);
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+            eprintln!("Q5_0 {name}: {:.3} ns per block pair", best * 1e9 / pairs);
+        }
     }
 }
