@@ -316,11 +316,7 @@ impl QLinear {
         let acts = x86::Acts::new(&blocks, &d, &s, n_blocks);
 
         const ROW_TILE: usize = 32;
-        let pool = crate::pool::global();
-        let cols = task_cols(self.out, rows, pool.threads());
-        let mut out_t = vec![0f32; self.out * rows];
-        pool.chunks_mut(&mut out_t, cols * rows, |chunk, dst| {
-            let first = chunk * cols;
+        Ok(by_features(self.out, rows, |first, dst| {
             let w = &weights[first * n_blocks..(first + dst.len() / rows) * n_blocks];
             for r0 in (0..rows).step_by(ROW_TILE) {
                 let r1 = (r0 + ROW_TILE).min(rows);
@@ -328,8 +324,7 @@ impl QLinear {
                 // holds this task's features, `rows` apart.
                 unsafe { x86::dot_block(level, w, n_blocks, &acts, r0..r1, dst, rows) };
             }
-        });
-        Ok(transpose_back(out_t, self.out, rows))
+        }))
     }
 
     fn run<W>(&self, xs: &[f32], rows: usize) -> Result<Vec<f32>>
@@ -346,13 +341,7 @@ impl QLinear {
         let act_blocks = self.inp / W::VecDotType::BLCK_SIZE;
         let n = self.inp;
 
-        // Each task owns a run of output features and computes them for every row, so a
-        // weight row is read once per task however many tokens are in the batch.
-        let pool = crate::pool::global();
-        let cols = task_cols(self.out, rows, pool.threads());
-        let mut out_t = vec![0f32; self.out * rows];
-        pool.chunks_mut(&mut out_t, cols * rows, |chunk, dst| {
-            let first = chunk * cols;
+        Ok(by_features(self.out, rows, |first, dst| {
             for (c, dst_col) in dst.chunks_mut(rows).enumerate() {
                 let o = first + c;
                 let w_row = &weights[o * n_blocks..(o + 1) * n_blocks];
@@ -361,8 +350,54 @@ impl QLinear {
                     *y = W::vec_dot(n, w_row, a_row);
                 }
             }
+        }))
+    }
+}
+
+/// Runs a product as pool tasks that each own a run of output features and compute them
+/// for every row (so a weight row is read once per task however many tokens are in the
+/// batch): `compute(first_feature, dst)` fills `dst` feature-major (`[feature][row]`), and
+/// the task itself copies it into the `[rows][out]` result while it is still in cache.
+fn by_features(out: usize, rows: usize, compute: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let pool = crate::pool::global();
+    let cols = task_cols(out, rows, pool.threads());
+    let mut ys = vec![0f32; out * rows];
+    if rows == 1 {
+        pool.chunks_mut(&mut ys, cols, |chunk, dst| compute(chunk * cols, dst));
+        return ys;
+    }
+    thread_local! {
+        /// A task's feature-major block, reused from product to product.
+        static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let target = Scatter(ys.as_mut_ptr());
+    pool.run(out.div_ceil(cols), &|task| {
+        let first = task * cols;
+        let n = cols.min(out - first);
+        BLOCK.with_borrow_mut(|block| {
+            block.resize(n * rows, 0.0);
+            compute(first, block);
+            for (c, col) in block.chunks(rows).enumerate() {
+                for (r, &v) in col.iter().enumerate() {
+                    // SAFETY: this task alone owns features first..first + n of every row,
+                    // and `ys` outlives the pool run.
+                    unsafe { *target.at(r * out + first + c) = v };
+                }
+            }
         });
-        Ok(transpose_back(out_t, self.out, rows))
+    });
+    ys
+}
+
+/// The result of a product, written by many tasks at disjoint indices.
+struct Scatter(*mut f32);
+// SAFETY: tasks write disjoint elements (each owns a run of features).
+unsafe impl Sync for Scatter {}
+
+impl Scatter {
+    fn at(&self, i: usize) -> *mut f32 {
+        // SAFETY: callers index within the buffer this was made from.
+        unsafe { self.0.add(i) }
     }
 }
 
@@ -389,20 +424,6 @@ fn task_cols(out: usize, rows: usize, threads: usize) -> usize {
         return 16;
     }
     (out.div_ceil(4 * threads).div_ceil(16) * 16).max(16)
-}
-
-/// `[out][rows]` → `[rows][out]`.
-fn transpose_back(out_t: Vec<f32>, out: usize, rows: usize) -> Vec<f32> {
-    if rows == 1 {
-        return out_t;
-    }
-    let mut y = vec![0f32; out * rows];
-    for o in 0..out {
-        for r in 0..rows {
-            y[r * out + o] = out_t[o * rows + r];
-        }
-    }
-    y
 }
 
 #[cfg(test)]
