@@ -377,11 +377,11 @@ fn by_features(out: usize, rows: usize, compute: impl Fn(usize, &mut [f32]) + Sy
         BLOCK.with_borrow_mut(|block| {
             block.resize(n * rows, 0.0);
             compute(first, block);
-            for (c, col) in block.chunks(rows).enumerate() {
-                for (r, &v) in col.iter().enumerate() {
+            for r in 0..rows {
+                for c in 0..n {
                     // SAFETY: this task alone owns features first..first + n of every row,
                     // and `ys` outlives the pool run.
-                    unsafe { *target.at(r * out + first + c) = v };
+                    unsafe { *target.at(r * out + first + c) = block[c * rows + r] };
                 }
             }
         });
