@@ -125,10 +125,15 @@ impl ActivationBlock for BlockQ8_1 {
 
 /// Our activation blocks, with their scales widened to f32 once per matrix product.
 #[cfg(target_arch = "x86_64")]
-trait TileAct: Sized {
+pub(crate) trait TileAct: Sized {
     fn quantize(xs: &[f32]) -> Vec<Self>;
     /// `d` per block, and `s` per block where the type has it.
     fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>);
+    /// The quants biased to unsigned (`q + 128`), for register tiles with signed weights;
+    /// empty where none uses them.
+    fn biased(_blocks: &[Self]) -> Vec<[u8; QK8]> {
+        Vec::new()
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -138,6 +143,12 @@ impl TileAct for Q8_0 {
     }
     fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>) {
         (blocks.iter().map(|b| b.d.to_f32()).collect(), Vec::new())
+    }
+    fn biased(blocks: &[Self]) -> Vec<[u8; QK8]> {
+        blocks
+            .iter()
+            .map(|b| b.qs.map(|q| (q as u8) ^ 0x80))
+            .collect()
     }
 }
 

@@ -82,7 +82,9 @@ pub(crate) fn level() -> Option<Level> {
         let avx2 = is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c");
-        let vnni = is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+        let vnni = is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bw");
         match (avx2, vnni && want != "avx2") {
             (true, true) => Some(Level::Avx512Vnni),
             (true, false) => Some(Level::Avx2),
@@ -109,9 +111,11 @@ pub(crate) struct Acts<'a, A> {
     pub(crate) stride: usize,
     /// `d` transposed (block-major: `dt[k * rows + r]`), for the register tiles.
     pub(crate) dt: Vec<f32>,
+    /// The quants biased to unsigned, for the register tiles of signed weights.
+    pub(crate) biased: Vec<[u8; QK8]>,
 }
 
-impl<'a, A> Acts<'a, A> {
+impl<'a, A: super::TileAct> Acts<'a, A> {
     pub(crate) fn new(blocks: &'a [A], d: &'a [f32], s: &'a [f32], stride: usize) -> Self {
         let rows = blocks.len() / stride;
         let mut dt = vec![0f32; d.len()];
@@ -120,12 +124,14 @@ impl<'a, A> Acts<'a, A> {
                 dt[k * rows + r] = v;
             }
         }
+        let biased = A::biased(blocks);
         Self {
             blocks,
             d,
             s,
             stride,
             dt,
+            biased,
         }
     }
 }
@@ -323,17 +329,18 @@ fn f(x: f16) -> f32 {
 /// weight block into `(x, scale_w, extra)`: `x` the bytes to multiply (unsigned when
 /// `$signed` is false), then `$body` per activation row.
 ///
-/// With VNNI there is also a register tile ([`Tile::gemm`]). `$uprep` gives the weights as
-/// unsigned bytes `x + $off`, so `vpdpbusd` multiplies them straight with the signed
-/// activations; starting each sum at `−$off · Σy` (per lane) leaves the same exact integer
-/// sums as the sign trick, so outputs stay bit-identical to [`Tile::dot`].
+/// With VNNI there is also a register tile ([`Tile::gemm`]), whose `$gprep` unpacks the
+/// same values as `$prep` (it may use AVX-512BW). Signed weights meet the activations
+/// biased to unsigned (`y + 128`) in `vpdpbusd`, each lane starting at `−128 · Σx`: the
+/// same exact integer sums as the sign trick, so outputs stay bit-identical to
+/// [`Tile::dot`].
 macro_rules! tile {
     ($name:ident, $w:ty, $act:ty, |$b:ident| $prep:block, $signed:expr, $min:expr,
-     $off:expr, |$ub:ident| $uprep:block) => {
+     |$gb:ident| $gprep:block) => {
         mod $name {
             use super::*;
 
-            #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+            #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl,avx512bw")]
             pub unsafe fn gemm(
                 w: &[$w],
                 n_blocks: usize,
@@ -359,8 +366,8 @@ macro_rules! tile {
                     let rows = acts.blocks.len() / acts.stride;
                     let dy = _mm256_loadu_ps(acts.dt.as_ptr().add(k * rows + first));
                     for i in 0..M {
-                        let $b = w.get_unchecked(i * n_blocks + k);
-                        let (qx, d, m): (__m256i, f32, f32) = $prep;
+                        let $gb = w.get_unchecked(i * n_blocks + k);
+                        let (qx, d, m): (__m256i, f32, f32) = $gprep;
                         x[i] = qx;
                         mw[i] = m;
                         if $signed {
@@ -371,11 +378,15 @@ macro_rules! tile {
                         _mm256_storeu_ps(dd[i].as_mut_ptr(), _mm256_mul_ps(_mm256_set1_ps(d), dy));
                     }
                     for j in 0..N {
-                        let y = acts.blocks.get_unchecked(idx(j));
-                        let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                        let qy = if $signed {
+                            acts.biased.get_unchecked(idx(j)).as_ptr()
+                        } else {
+                            acts.blocks.get_unchecked(idx(j)).qs.as_ptr() as *const u8
+                        };
+                        let qy = _mm256_loadu_si256(qy as *const __m256i);
                         for i in 0..M {
                             let sum = if $signed {
-                                _mm256_dpbusd_epi32(init[i], _mm256_xor_si256(qy, bias), x[i])
+                                _mm256_dpbusd_epi32(init[i], qy, x[i])
                             } else {
                                 _mm256_dpbusd_epi32(zero, x[i], qy)
                             };
@@ -502,8 +513,10 @@ tile!(
     },
     true,
     false,
-    8,
-    |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), 0.0) }
+    |b| {
+        let qx = _mm256_sub_epi8(bytes_from_nibbles_32(b.qs.as_ptr()), _mm256_set1_epi8(8));
+        (qx, f(b.d), 0.0)
+    }
 );
 
 // Q4_1: nibbles unsigned, × d, plus m × (d_y × Σy) per block.
@@ -514,7 +527,6 @@ tile!(
     |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), f(b.m)) },
     false,
     true,
-    0,
     |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), f(b.m)) }
 );
 
@@ -532,11 +544,15 @@ tile!(
     },
     true,
     false,
-    16,
     |b| {
+        // With AVX-512BW the fifth bits are a byte mask: subtract 16 where the bit is clear.
+        let clear = !u32::from_le_bytes(b.qh);
         let qx = bytes_from_nibbles_32(b.qs.as_ptr());
-        let hi = _mm256_and_si256(bytes_from_bits_32(b.qh.as_ptr()), _mm256_set1_epi8(0x10));
-        (_mm256_or_si256(qx, hi), f(b.d), 0.0)
+        (
+            _mm256_mask_sub_epi8(qx, clear, qx, _mm256_set1_epi8(16)),
+            f(b.d),
+            0.0,
+        )
     }
 );
 
@@ -554,11 +570,9 @@ tile!(
     },
     true,
     false,
-    128,
     |b| {
-        let qx = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
         (
-            _mm256_xor_si256(qx, _mm256_set1_epi8(0x80u8 as i8)),
+            _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i),
             f(b.d),
             0.0,
         )
@@ -827,7 +841,10 @@ mod tests {
             && is_x86_feature_detected!("f16c")
         {
             v.push(Level::Avx2);
-            if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+            if is_x86_feature_detected!("avx512vnni")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512bw")
+            {
                 v.push(Level::Avx512Vnni);
             }
         }
@@ -881,7 +898,7 @@ mod tests {
         v
     }
 
-    fn check<W: Tile<Act = A>, A>(
+    fn check<W: Tile<Act = A>, A: crate::kernels::TileAct>(
         dtype: GgmlDType,
         unpack: impl Fn(&W) -> (f32, f32, [i32; 32]),
         quantize: impl Fn(&[f32]) -> Vec<A>,
