@@ -109,8 +109,9 @@ pub(crate) struct Acts<'a, A> {
     pub(crate) s: &'a [f32],
     /// Blocks per row.
     pub(crate) stride: usize,
-    /// `d` transposed (block-major: `dt[k * rows + r]`), for the register tiles.
+    /// `d` and `s` transposed (block-major: `dt[k * rows + r]`), for the register tiles.
     pub(crate) dt: Vec<f32>,
+    pub(crate) st: Vec<f32>,
     /// The quants biased to unsigned, for the register tiles of signed weights.
     pub(crate) biased: Vec<[u8; QK8]>,
 }
@@ -118,12 +119,16 @@ pub(crate) struct Acts<'a, A> {
 impl<'a, A: super::TileAct> Acts<'a, A> {
     pub(crate) fn new(blocks: &'a [A], d: &'a [f32], s: &'a [f32], stride: usize) -> Self {
         let rows = blocks.len() / stride;
-        let mut dt = vec![0f32; d.len()];
-        for (r, row) in d.chunks_exact(stride).enumerate() {
-            for (k, &v) in row.iter().enumerate() {
-                dt[k * rows + r] = v;
+        let transpose = |v: &[f32]| {
+            let mut t = vec![0f32; v.len()];
+            for (r, row) in v.chunks_exact(stride).enumerate() {
+                for (k, &x) in row.iter().enumerate() {
+                    t[k * rows + r] = x;
+                }
             }
-        }
+            t
+        };
+        let (dt, st) = (transpose(d), transpose(s));
         let biased = A::biased(blocks);
         Self {
             blocks,
@@ -131,6 +136,7 @@ impl<'a, A: super::TileAct> Acts<'a, A> {
             s,
             stride,
             dt,
+            st,
             biased,
         }
     }
@@ -352,7 +358,9 @@ macro_rules! tile {
                 const M: usize = GEMM_M;
                 const N: usize = GEMM_N;
                 let mut acc = [[_mm256_setzero_ps(); N]; M];
-                let mut summs = [[0f32; N]; M];
+                // Σ m·s per output, for the eight rows at once (a multiply, then an add, as
+                // the row tiles do one at a time).
+                let mut summs = [_mm256_setzero_ps(); M];
                 let zero = _mm256_setzero_si256();
                 let bias = _mm256_set1_epi8(0x80u8 as i8);
                 // The pairs' scales dw·dy, one vector product per weight row, read back by
@@ -377,6 +385,13 @@ macro_rules! tile {
                         }
                         _mm256_storeu_ps(dd[i].as_mut_ptr(), _mm256_mul_ps(_mm256_set1_ps(d), dy));
                     }
+                    if $min {
+                        let sy = _mm256_loadu_ps(acts.st.as_ptr().add(k * rows + first));
+                        for i in 0..M {
+                            summs[i] =
+                                _mm256_add_ps(summs[i], _mm256_mul_ps(_mm256_set1_ps(mw[i]), sy));
+                        }
+                    }
                     for j in 0..N {
                         let qy = if $signed {
                             acts.biased.get_unchecked(idx(j)).as_ptr()
@@ -397,18 +412,13 @@ macro_rules! tile {
                                 acc[i][j],
                             );
                         }
-                        if $min {
-                            let s = *acts.s.get_unchecked(idx(j));
-                            for i in 0..M {
-                                summs[i][j] += mw[i] * s;
-                            }
-                        }
                     }
                 }
                 for i in 0..M {
+                    let mut m = [0f32; N];
+                    _mm256_storeu_ps(m.as_mut_ptr(), summs[i]);
                     for j in 0..N {
-                        *out.get_unchecked_mut(i * stride + j) =
-                            hsum_float_8(acc[i][j]) + summs[i][j];
+                        *out.get_unchecked_mut(i * stride + j) = hsum_float_8(acc[i][j]) + m[j];
                     }
                 }
             }
@@ -1117,32 +1127,36 @@ mod speed {
     #[ignore]
     fn tile_throughput() {
         let Some(level) = level() else { return };
+        measure::<Q5_0W>(level, GgmlDType::Q5_0, "Q5_0");
+        measure::<Q4_1W>(level, GgmlDType::Q4_1, "Q4_1");
+    }
+
+    fn measure<W: Tile>(level: Level, dtype: GgmlDType, name: &str)
+    where
+        W::Act: crate::kernels::TileAct,
+    {
+        use crate::kernels::TileAct;
         let (out, inp, rows) = (16, 896, 32);
         let mut seed = 5u64;
         let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
         let t = Tensor::from_vec(w, (out, inp), &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&t, GgmlDType::Q5_0).unwrap();
+        let q = QTensor::quantize(&t, dtype).unwrap();
         let bytes = q.data().unwrap().to_vec();
-        let n = bytes.len() / std::mem::size_of::<Q5_0W>();
-        let mut w: Vec<Q5_0W> = Vec::with_capacity(n);
+        let n = bytes.len() / std::mem::size_of::<W>();
+        let mut w: Vec<W> = Vec::with_capacity(n);
         // SAFETY: plain-old-data mirror of the block layout; every byte is copied.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), w.as_mut_ptr() as *mut u8, bytes.len());
             w.set_len(n);
         }
         let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed)).collect();
-        let blocks = super::super::quantize_q8_0(&x);
-        let d: Vec<f32> = blocks.iter().map(|b| b.d.to_f32()).collect();
+        let blocks = W::Act::quantize(&x);
+        let (d, s) = W::Act::scales(&blocks);
         let nb = inp / QK8;
-        let acts = Acts::new(&blocks, &d, &[], nb);
+        let acts = Acts::new(&blocks, &d, &s, nb);
         let mut o = vec![0f32; out * rows];
         let pairs = (out * rows * nb) as f64;
-        for (name, gemm) in [
-            ("row tiles", false),
-            ("register tiles", true),
-            ("row tiles", false),
-            ("register tiles", true),
-        ] {
+        for gemm in [false, true, false, true] {
             let mut best = f64::MAX;
             for _ in 0..200 {
                 let t0 = std::time::Instant::now();
@@ -1152,20 +1166,16 @@ mod speed {
                         dot_block(level, &w, nb, &acts, 0..rows, &mut o, rows);
                     } else {
                         for c in 0..out {
-                            dot_rows(
-                                level,
-                                &w[c * nb..(c + 1) * nb],
-                                &acts,
-                                0..rows,
-                                &mut o[c * rows..(c + 1) * rows],
-                            );
+                            let row = &w[c * nb..(c + 1) * nb];
+                            dot_rows(level, row, &acts, 0..rows, &mut o[c * rows..(c + 1) * rows]);
                         }
                     }
                 }
                 std::hint::black_box(&o);
                 best = best.min(t0.elapsed().as_secs_f64());
             }
-            eprintln!("Q5_0 {name}: {:.3} ns per block pair", best * 1e9 / pairs);
+            let kind = if gemm { "register tiles" } else { "row tiles" };
+            eprintln!("{name} {kind}: {:.3} ns per block pair", best * 1e9 / pairs);
         }
     }
 }
