@@ -16,6 +16,8 @@ use half::f16;
 use crate::error::Result;
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod vexp;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 /// Whether the SIMD kernels are on: an x86-64 CPU with AVX2, FMA and F16C, unless

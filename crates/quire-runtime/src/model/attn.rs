@@ -214,75 +214,8 @@ mod x86 {
     unsafe fn signed_exp(v: __m256) -> __m256 {
         let sign = _mm256_set1_ps(-0.0);
         let neg = _mm256_or_ps(v, sign);
-        let e = _mm256_set_m128(
-            expf4(_mm256_extractf128_ps::<1>(neg)),
-            expf4(_mm256_castps256_ps128(neg)),
-        );
+        let e = crate::kernels::vexp::expf8(neg);
         _mm256_or_ps(e, _mm256_and_ps(v, sign))
-    }
-
-    /// −0x1.9fe368p6: below it glibc's `expf` returns 0 without the polynomial.
-    pub(super) const UNDERFLOW: f32 = f32::from_bits(0xc2cff1b4);
-
-    /// glibc's `expf` (Arm's optimized-routines algorithm) four lanes at a time: the same
-    /// double-precision operations in the same order and the same table, so the same bits
-    /// (checked against the libm call in the tests).
-    #[inline(always)]
-    pub(super) unsafe fn expf4(x: __m128) -> __m128 {
-        // tab[i] = bits(2^(i/32)) − (i << 47).
-        static TAB: [u64; 32] = [
-            0x3ff0000000000000,
-            0x3fefd9b0d3158574,
-            0x3fefb5586cf9890f,
-            0x3fef9301d0125b51,
-            0x3fef72b83c7d517b,
-            0x3fef54873168b9aa,
-            0x3fef387a6e756238,
-            0x3fef1e9df51fdee1,
-            0x3fef06fe0a31b715,
-            0x3feef1a7373aa9cb,
-            0x3feedea64c123422,
-            0x3feece086061892d,
-            0x3feebfdad5362a27,
-            0x3feeb42b569d4f82,
-            0x3feeab07dd485429,
-            0x3feea47eb03a5585,
-            0x3feea09e667f3bcd,
-            0x3fee9f75e8ec5f74,
-            0x3feea11473eb0187,
-            0x3feea589994cce13,
-            0x3feeace5422aa0db,
-            0x3feeb737b0cdc5e5,
-            0x3feec49182a3f090,
-            0x3feed503b23e255d,
-            0x3feee89f995ad3ad,
-            0x3feeff76f2fb5e47,
-            0x3fef199bdd85529c,
-            0x3fef3720dcef9069,
-            0x3fef5818dcfba487,
-            0x3fef7c97337b9b5f,
-            0x3fefa4afa2a490da,
-            0x3fefd0765b6e4540,
-        ];
-        let c = |bits: u64| _mm256_set1_pd(f64::from_bits(bits));
-        let xd = _mm256_cvtps_pd(x);
-        // 32/ln 2, 1.5·2^52 (rounds to an integer in the low bits), the polynomial.
-        let z = _mm256_mul_pd(c(0x40471547652b82fe), xd);
-        let shifted = _mm256_add_pd(z, c(0x4338000000000000));
-        let kd = _mm256_sub_pd(shifted, c(0x4338000000000000));
-        let r = _mm256_sub_pd(z, kd);
-        let ki = _mm256_castpd_si256(shifted);
-        let idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
-        let t = _mm256_i64gather_epi64::<8>(TAB.as_ptr() as *const i64, idx);
-        let s = _mm256_castsi256_pd(_mm256_add_epi64(t, _mm256_slli_epi64::<47>(ki)));
-        let p = _mm256_fmadd_pd(c(0x3ebc6af84b912394), r, c(0x3f2ebfce50fac4f3));
-        let r2 = _mm256_mul_pd(r, r);
-        let y = _mm256_fmadd_pd(c(0x3f962e42ff0c52d6), r, _mm256_set1_pd(1.0));
-        let y = _mm256_mul_pd(_mm256_fmadd_pd(p, r2, y), s);
-        let out = _mm256_cvtpd_ps(y);
-        // Below the underflow edge (and at −∞) the result is 0.
-        let under = _mm_cmp_ps::<_CMP_LT_OQ>(x, _mm_set1_ps(UNDERFLOW));
-        _mm_andnot_ps(under, out)
     }
 
     /// The weighted sum of V for a head of `8 * C` dimensions, held in registers, from
@@ -321,54 +254,6 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn the_vector_expf_is_libms_bit_for_bit() {
-        if !crate::kernels::simd_enabled() {
-            return;
-        }
-        // Every float in [−2, 0] in steps of 97 ulps, a spread over the whole range the
-        // softmax uses, the underflow edge, zero and −∞.
-        let mut xs: Vec<f32> = Vec::new();
-        let mut b = 0x8000_0000u32;
-        while f32::from_bits(b) >= -2.0 {
-            xs.push(f32::from_bits(b));
-            b += 97;
-        }
-        let mut seed = 7u64;
-        for _ in 0..200_000 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let u = (seed >> 40) as f32 / (1u64 << 24) as f32;
-            xs.push(-u * u * 120.0);
-        }
-        let edge = x86::UNDERFLOW;
-        xs.extend([
-            edge,
-            f32::from_bits(edge.to_bits() - 1),
-            f32::from_bits(edge.to_bits() + 1),
-        ]);
-        xs.extend([0.0, -0.0, f32::NEG_INFINITY, -87.33655, -88.72284]);
-        while !xs.len().is_multiple_of(8) {
-            xs.push(-1.0);
-        }
-        for c in xs.chunks_exact(8) {
-            let mut got = [0f32; 8];
-            // SAFETY: AVX2, FMA and F16C are present (checked above).
-            unsafe {
-                use std::arch::x86_64::*;
-                let v = x86::expf4(_mm_loadu_ps(c.as_ptr()));
-                _mm_storeu_ps(got.as_mut_ptr(), v);
-                let v = x86::expf4(_mm_loadu_ps(c[4..].as_ptr()));
-                _mm_storeu_ps(got[4..].as_mut_ptr(), v);
-            }
-            for (x, g) in c.iter().zip(got) {
-                assert_eq!(g.to_bits(), x.exp().to_bits(), "expf({x:e})");
-            }
-        }
-    }
 
     #[test]
     fn the_simd_path_matches_the_reference_bit_for_bit() {

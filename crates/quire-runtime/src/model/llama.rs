@@ -86,14 +86,19 @@ impl RmsNorm {
     fn forward(&self, x: &[f32]) -> Vec<f32> {
         let n = self.weight.len();
         let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-            let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
-            let mean = (sum / n as f64) as f32;
-            let scale = 1.0 / (mean + self.eps).sqrt();
-            for ((o, &v), &w) in yr.iter_mut().zip(xr).zip(&self.weight) {
-                *o = (v * scale) * w;
+        // Rows in groups across the pool (a prefill's are thousands of values each).
+        const ROWS: usize = 16;
+        crate::pool::global().chunks_mut(&mut y, ROWS * n, |i, y| {
+            let x = &x[i * ROWS * n..][..y.len()];
+            for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+                let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+                let mean = (sum / n as f64) as f32;
+                let scale = 1.0 / (mean + self.eps).sqrt();
+                for ((o, &v), &w) in yr.iter_mut().zip(xr).zip(&self.weight) {
+                    *o = (v * scale) * w;
+                }
             }
-        }
+        });
         y
     }
 }
@@ -227,10 +232,7 @@ impl Llama {
             let h = layer.ffn_norm.forward(&x);
             let mut g = layer.gate.forward(&h, seq)?;
             let u = layer.up.forward(&h, seq)?;
-            // SwiGLU: silu(gate) × up.
-            g.iter_mut()
-                .zip(&u)
-                .for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            swiglu(&mut g, &u);
             let d = layer.down.forward(&g, seq)?;
             add_assign(&mut x, &d);
         }
@@ -240,6 +242,24 @@ impl Llama {
         let n = logits.len();
         Ok(Tensor::from_vec(logits, n, &self.dev)?)
     }
+}
+
+/// SwiGLU in place, `silu(gate) × up`, across the pool (a prefill takes millions of
+/// exponentials per layer).
+fn swiglu(g: &mut [f32], u: &[f32]) {
+    const CHUNK: usize = 8 * 1024;
+    crate::pool::global().chunks_mut(g, CHUNK, |i, g| {
+        let u = &u[i * CHUNK..][..g.len()];
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::simd_enabled() {
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked by `simd_enabled`).
+            unsafe { crate::kernels::vexp::swiglu(g, u) };
+            return;
+        }
+        g.iter_mut()
+            .zip(u)
+            .for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
+    });
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {
