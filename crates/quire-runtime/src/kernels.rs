@@ -317,14 +317,14 @@ impl QLinear {
     fn run_tiled<W>(&self, level: x86::Level, xs: &[f32], rows: usize) -> Result<Vec<f32>>
     where
         W: x86::Tile,
-        W::Act: TileAct,
+        W::Act: TileAct + Send,
     {
         let data = self.w.data()?;
         let n_blocks = self.inp / W::VALUES;
         // SAFETY: candle's CPU storage for this dtype is a Vec of its block type, which `W`
         // mirrors (asserted in x86.rs).
         let weights: &[W] = unsafe { blocks_of(&data, n_blocks * self.out) };
-        let blocks = W::Act::quantize(xs);
+        let blocks = quantize_rows::<W::Act>(xs, rows);
         let (d, s) = W::Act::scales(&blocks);
         let acts = x86::Acts::new(&blocks, &d, &s, n_blocks);
 
@@ -365,6 +365,28 @@ impl QLinear {
             }
         }))
     }
+}
+
+/// Quantizes `rows` activation rows, groups of rows across the pool.
+#[cfg(target_arch = "x86_64")]
+fn quantize_rows<A: TileAct + Send>(xs: &[f32], rows: usize) -> Vec<A> {
+    const GROUP: usize = 32;
+    if rows <= GROUP {
+        return A::quantize(xs);
+    }
+    let width = xs.len() / rows;
+    let parts: Vec<std::sync::Mutex<Vec<A>>> = (0..rows.div_ceil(GROUP))
+        .map(|_| std::sync::Mutex::new(Vec::new()))
+        .collect();
+    crate::pool::global().run(parts.len(), &|t| {
+        let r1 = ((t + 1) * GROUP).min(rows);
+        let q = A::quantize(&xs[t * GROUP * width..r1 * width]);
+        *parts[t].lock().unwrap_or_else(|e| e.into_inner()) = q;
+    });
+    parts
+        .into_iter()
+        .flat_map(|p| p.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
 }
 
 /// Runs a product as pool tasks that each own a run of output features and compute them
