@@ -318,12 +318,6 @@ unsafe fn mul_sum_us8_avx2(ax: __m256i, sy: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-unsafe fn mul_sum_us8_vnni(ax: __m256i, sy: __m256i) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
-}
-
 #[inline(always)]
 fn f(x: f16) -> f32 {
     x.to_f32()
@@ -471,9 +465,50 @@ macro_rules! tile {
                 body!(mul_sum_us8_avx2, "avx2,fma,f16c");
             }
 
+            /// With VNNI: the register tiles' arithmetic (weights unpacked by `$gprep`,
+            /// signed ones against the biased activations, each lane starting at −128·Σx),
+            /// one weight row at a time; the same integer sums, so the same outputs.
             pub mod vnni {
                 use super::*;
-                body!(mul_sum_us8_vnni, "avx2,fma,f16c,avx512vnni,avx512vl");
+
+                #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl,avx512bw")]
+                pub unsafe fn dot<const R: usize>(
+                    w: &[$w],
+                    acts: &Acts<'_, $act>,
+                    first: usize,
+                    out: &mut [f32],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); R];
+                    let mut summs = [0f32; R];
+                    let zero = _mm256_setzero_si256();
+                    let bias = _mm256_set1_epi8(0x80u8 as i8);
+                    for (i, $gb) in w.iter().enumerate() {
+                        let (qx, dw, mw): (__m256i, f32, f32) = $gprep;
+                        let init = if $signed {
+                            _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, qx))
+                        } else {
+                            zero
+                        };
+                        for r in 0..R {
+                            let j = (first + r) * acts.stride + i;
+                            let sum = if $signed {
+                                let qy = acts.biased.get_unchecked(j).as_ptr() as *const __m256i;
+                                _mm256_dpbusd_epi32(init, _mm256_loadu_si256(qy), qx)
+                            } else {
+                                let qy = acts.blocks.get_unchecked(j).qs.as_ptr() as *const __m256i;
+                                _mm256_dpbusd_epi32(zero, qx, _mm256_loadu_si256(qy))
+                            };
+                            let d = _mm256_set1_ps(dw * *acts.d.get_unchecked(j));
+                            if $min {
+                                summs[r] += mw * *acts.s.get_unchecked(j);
+                            }
+                            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[r]);
+                        }
+                    }
+                    for r in 0..R {
+                        out[r] = hsum_float_8(acc[r]) + summs[r];
+                    }
+                }
             }
         }
 
