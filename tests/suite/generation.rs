@@ -1,5 +1,5 @@
 //! Generation behaviour on the real default model: streaming, UTF-8, special tokens,
-//! cancellation, context limits, KV reset and seeded sampling.
+//! cancellation, context limits, KV reset and reuse, and seeded sampling.
 
 use std::ops::ControlFlow;
 use std::sync::mpsc;
@@ -262,4 +262,55 @@ fn out_of_vocabulary_prompt_ids_are_rejected() {
         ),
         Err(RuntimeError::EmptyPrompt)
     ));
+}
+
+#[test]
+fn a_shared_prompt_prefix_is_reused_and_changes_nothing() {
+    let system = ChatMessage::system(
+        "You answer questions using only the numbered sources. Answer in one short sentence.",
+    );
+    for name in [SMOL, QWEN] {
+        let mut m = model(name);
+        let a = m
+            .encode_chat(&[system.clone(), ChatMessage::user("Name a fruit.")])
+            .expect("encode");
+        let b = m
+            .encode_chat(&[system.clone(), ChatMessage::user("Name a colour.")])
+            .expect("encode");
+        let shared = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        assert!(
+            shared >= 10,
+            "{name}: the system prompt is shared ({shared})"
+        );
+        let p = SamplingParams::greedy(16);
+        let run = |m: &mut quire_runtime::Model, ids: &[u32], cancel: &CancelToken| {
+            m.generate(ids, &p, cancel, &mut NullSink)
+                .expect("generate")
+        };
+
+        m.forget_cached_prompt();
+        let fresh = run(&mut m, &b, &CancelToken::new());
+        assert_eq!(fresh.timings.reused_tokens, 0, "{name}");
+
+        run(&mut m, &a, &CancelToken::new());
+        let reused = run(&mut m, &b, &CancelToken::new());
+        assert_eq!(reused.timings.reused_tokens, shared, "{name}");
+        assert_eq!(reused.ids, fresh.ids, "{name}: reuse changed the answer");
+
+        // The same prompt again keeps all of it but its last token.
+        let again = run(&mut m, &b, &CancelToken::new());
+        assert_eq!(again.timings.reused_tokens, b.len() - 1, "{name}");
+        assert_eq!(again.ids, fresh.ids, "{name}");
+
+        // A generation cancelled before its prefill leaves the cache consistent.
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        let stopped = run(&mut m, &a, &cancel);
+        assert_eq!(stopped.stop, StopReason::Cancelled, "{name}");
+        assert_eq!(
+            run(&mut m, &b, &CancelToken::new()).ids,
+            fresh.ids,
+            "{name}"
+        );
+    }
 }

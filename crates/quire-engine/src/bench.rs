@@ -79,18 +79,23 @@ pub fn run(model: &mut Model, opts: &BenchOptions, threads: usize) -> Result<Ben
     // Warm up caches and thread pools.
     model.generate(&short, &SamplingParams::greedy(2), &cancel, &mut NullSink)?;
 
+    // Every prompt is computed in full: nothing is reused from the run before.
     let (mut prefill, mut ttft, mut dec, mut dec_depth) = (vec![], vec![], vec![], vec![]);
     for _ in 0..runs {
+        model.forget_cached_prompt();
         let out = model.generate(&long, &SamplingParams::greedy(1), &cancel, &mut NullSink)?;
         prefill.push(out.timings.prefill_tps());
 
+        model.forget_cached_prompt();
         let t = Instant::now();
         model.generate(&rag, &SamplingParams::greedy(1), &cancel, &mut NullSink)?;
         ttft.push(t.elapsed().as_secs_f64() * 1000.0);
 
+        model.forget_cached_prompt();
         let out = model.generate(&short, &decode, &cancel, &mut NullSink)?;
         dec.push(out.timings.decode_tps());
 
+        model.forget_cached_prompt();
         let out = model.generate(&long, &decode, &cancel, &mut NullSink)?;
         dec_depth.push(out.timings.decode_tps());
     }

@@ -124,6 +124,10 @@ pub enum StopReason {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Timings {
     pub prompt_tokens: usize,
+    /// Leading prompt tokens whose keys and values were still cached from the previous
+    /// generation (the same system prompt, say), so prefill skipped them.
+    #[serde(default)]
+    pub reused_tokens: usize,
     pub generated_tokens: usize,
     /// Prompt processing, up to the first sampled token.
     pub prefill: Duration,
@@ -132,8 +136,10 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// Prompt tokens processed per second (those reused from the cache not counted).
     pub fn prefill_tps(&self) -> f64 {
-        self.prompt_tokens as f64 / self.prefill.as_secs_f64().max(1e-9)
+        let processed = self.prompt_tokens - self.reused_tokens.min(self.prompt_tokens);
+        processed as f64 / self.prefill.as_secs_f64().max(1e-9)
     }
     /// Decode speed over the tokens after the first (the first comes from prefill).
     pub fn decode_tps(&self) -> f64 {

@@ -67,6 +67,9 @@ pub struct Model {
     weights: model::Weights,
     context: usize,
     device: Device,
+    /// The tokens whose keys and values are in the cache, positions `0..`: a prompt that
+    /// starts with them (the same system prompt, an earlier turn) reuses them.
+    cached: Vec<u32>,
 }
 
 impl std::fmt::Debug for Model {
@@ -133,7 +136,14 @@ impl Model {
             weights,
             context,
             device,
+            cached: Vec::new(),
         })
+    }
+
+    /// Forgets the cached prompt, so the next generation computes its whole prompt (for
+    /// measuring prefill).
+    pub fn forget_cached_prompt(&mut self) {
+        self.cached.clear();
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -168,8 +178,9 @@ impl Model {
     /// checking the runtime against reference outputs.
     pub fn next_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         self.check_prompt(ids, 0)?;
+        self.cached.clear();
         let logits = self
-            .prefill(ids, &CancelToken::new())?
+            .prefill(ids, 0, &CancelToken::new())?
             .ok_or(RuntimeError::EmptyPrompt)?;
         Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
     }
@@ -197,27 +208,56 @@ impl Model {
         Ok(())
     }
 
-    /// Runs the prompt from position 0 in chunks of [`PREFILL_CHUNK`] and returns the
-    /// logits after its last token, or `None` when cancelled between chunks.
-    fn prefill(&mut self, prompt_ids: &[u32], cancel: &CancelToken) -> Result<Option<Tensor>> {
+    /// How many leading tokens of `prompt_ids` can keep their cached keys and values: the
+    /// prefix shared with what the cache holds, less at least the last prompt token (its
+    /// logits are needed), and 0 where the model's cache cannot be cut. Positions, RoPE and
+    /// every row's arithmetic are the same either way, so the logits are identical to a
+    /// fresh run's.
+    fn reusable(&mut self, prompt_ids: &[u32]) -> usize {
+        let shared = self
+            .cached
+            .iter()
+            .zip(prompt_ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt_ids.len().saturating_sub(1));
+        if shared > 0 && self.weights.truncate_kv_cache(shared) {
+            shared
+        } else {
+            0
+        }
+    }
+
+    /// Runs `prompt_ids[start..]` at positions `start..` (the cache holding `0..start`) in
+    /// chunks of [`PREFILL_CHUNK`] and returns the logits after its last token, or `None`
+    /// when cancelled between chunks. `self.cached` follows what the cache holds.
+    fn prefill(
+        &mut self,
+        prompt_ids: &[u32],
+        start: usize,
+        cancel: &CancelToken,
+    ) -> Result<Option<Tensor>> {
+        self.cached.truncate(start);
         let mut logits = None;
-        for (i, chunk) in prompt_ids.chunks(PREFILL_CHUNK).enumerate() {
+        for (i, chunk) in prompt_ids[start..].chunks(PREFILL_CHUNK).enumerate() {
             if cancel.is_cancelled() {
                 return Ok(None);
             }
             logits = Some(
                 self.weights
-                    .forward(chunk, i * PREFILL_CHUNK, &self.device)?,
+                    .forward(chunk, start + i * PREFILL_CHUNK, &self.device)?,
             );
+            self.cached.extend_from_slice(chunk);
         }
         Ok(logits)
     }
 
     /// Generates after `prompt_ids`, streaming each token to `sink`.
     ///
-    /// Starts a fresh sequence (the KV cache of any earlier prompt is discarded). Fails with
-    /// [`RuntimeError::ContextOverflow`] rather than truncating when the prompt plus
-    /// `max_tokens` do not fit.
+    /// The prompt's leading tokens that match the previous generation's (its system prompt,
+    /// say) keep their cached keys and values instead of being computed again; the result
+    /// is the same as a fresh sequence's. Fails with [`RuntimeError::ContextOverflow`]
+    /// rather than truncating when the prompt plus `max_tokens` do not fit.
     pub fn generate(
         &mut self,
         prompt_ids: &[u32],
@@ -227,8 +267,10 @@ impl Model {
     ) -> Result<Generation> {
         self.check_prompt(prompt_ids, params.max_tokens)?;
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling(params));
+        let reused = self.reusable(prompt_ids);
         let mut timings = Timings {
             prompt_tokens: prompt_ids.len(),
+            reused_tokens: reused,
             ..Timings::default()
         };
         let mut result = Generation {
@@ -244,7 +286,7 @@ impl Model {
         }
 
         let started = Instant::now();
-        let Some(mut logits) = self.prefill(prompt_ids, cancel)? else {
+        let Some(mut logits) = self.prefill(prompt_ids, reused, cancel)? else {
             result.stop = StopReason::Cancelled;
             timings.prefill = started.elapsed();
             result.timings = timings;
@@ -283,6 +325,7 @@ impl Model {
                 break;
             }
             logits = self.weights.forward(&[next], pos, &self.device)?;
+            self.cached.push(next);
             pos += 1;
         }
         let rest = decoder.finish();

@@ -216,6 +216,13 @@ impl Llama {
         }
     }
 
+    /// Keeps the cached keys and values of the first `len` positions only.
+    pub fn truncate_kv_cache(&mut self, len: usize) {
+        for l in &mut self.layers {
+            l.kv.truncate(len);
+        }
+    }
+
     /// Runs `tokens` at positions `pos..pos+len` and returns the logits of the last one.
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
         let seq = tokens.len();
@@ -374,6 +381,14 @@ impl KvCache {
     fn clear(&mut self) {
         self.len = 0;
         self.v.clear();
+    }
+
+    /// Keeps the first `len` positions (the rest are overwritten by the next append).
+    fn truncate(&mut self, len: usize) {
+        if len < self.len {
+            self.len = len;
+            self.v.truncate(len * self.n_kv * self.hd);
+        }
     }
 
     /// `k`, `v`: `[seq][n_kv][hd]`, K after RoPE.

@@ -100,6 +100,18 @@ impl Weights {
         last_row(&logits)
     }
 
+    /// Keeps the cached keys and values of positions `0..len` so a sequence can go on from
+    /// `len`; false where this model's cache cannot be cut (it starts over instead).
+    pub fn truncate_kv_cache(&mut self, len: usize) -> bool {
+        match self {
+            Self::Llama(m) => {
+                m.truncate_kv_cache(len);
+                true
+            }
+            Self::Qwen3(_) | Self::Gemma3(_) | Self::Phi3(_) => false,
+        }
+    }
+
     pub fn clear_kv_cache(&mut self) {
         match self {
             Self::Llama(m) => m.clear_kv_cache(),
