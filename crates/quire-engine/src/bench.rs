@@ -79,25 +79,23 @@ pub fn run(model: &mut Model, opts: &BenchOptions, threads: usize) -> Result<Ben
     // Warm up caches and thread pools.
     model.generate(&short, &SamplingParams::greedy(2), &cancel, &mut NullSink)?;
 
-    // Every prompt is computed in full: nothing is reused from the run before.
-    let (mut prefill, mut ttft, mut dec, mut dec_depth) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..runs {
-        model.forget_cached_prompt();
-        let out = model.generate(&long, &SamplingParams::greedy(1), &cancel, &mut NullSink)?;
-        prefill.push(out.timings.prefill_tps());
-
+    // Every measured prompt is computed in full: nothing is reused from the run before.
+    let mut cold = |prompt: &[u32], params: &SamplingParams| -> Result<_> {
         model.forget_cached_prompt();
         let t = Instant::now();
-        model.generate(&rag, &SamplingParams::greedy(1), &cancel, &mut NullSink)?;
-        ttft.push(t.elapsed().as_secs_f64() * 1000.0);
+        let out = model.generate(prompt, params, &cancel, &mut NullSink)?;
+        Ok((out, t.elapsed()))
+    };
+    let (mut prefill, mut ttft, mut dec, mut dec_depth) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        let (out, _) = cold(&long, &SamplingParams::greedy(1))?;
+        prefill.push(out.timings.prefill_tps());
 
-        model.forget_cached_prompt();
-        let out = model.generate(&short, &decode, &cancel, &mut NullSink)?;
-        dec.push(out.timings.decode_tps());
+        let (_, took) = cold(&rag, &SamplingParams::greedy(1))?;
+        ttft.push(took.as_secs_f64() * 1000.0);
 
-        model.forget_cached_prompt();
-        let out = model.generate(&long, &decode, &cancel, &mut NullSink)?;
-        dec_depth.push(out.timings.decode_tps());
+        dec.push(cold(&short, &decode)?.0.timings.decode_tps());
+        dec_depth.push(cold(&long, &decode)?.0.timings.decode_tps());
     }
     Ok(BenchReport {
         model: model.info().path.display().to_string(),

@@ -29,6 +29,12 @@ pub(crate) fn simd_enabled() -> bool {
     return false;
 }
 
+/// One element of SwiGLU, `silu(g) × u`, in the order every path computes it.
+#[inline(always)]
+pub(crate) fn swiglu1(g: f32, u: f32) -> f32 {
+    g / (1.0 + (-g).exp()) * u
+}
+
 const QK8: usize = 32;
 const QK_K: usize = 256;
 
@@ -308,7 +314,7 @@ impl QLinear {
         Ok(ys)
     }
 
-    /// The x86 path for the block types with a tile: register tiles of 4 weight rows by 4
+    /// The x86 path for the block types with a tile: register tiles of 2 weight rows by 8
     /// token rows where the type has one (Q4_0, Q4_1, Q5_0, Q8_0 with VNNI), else one
     /// weight row by `R` token rows, so every weight block is unpacked once per `R` tokens;
     /// over blocks of `ROW_TILE` token rows whose quantized activations (20–30 KB for the
@@ -326,7 +332,7 @@ impl QLinear {
         let weights: &[W] = unsafe { blocks_of(&data, n_blocks * self.out) };
         let blocks = quantize_rows::<W::Act>(xs, rows);
         let (d, s) = W::Act::scales(&blocks);
-        let acts = x86::Acts::new(&blocks, &d, &s, n_blocks);
+        let acts = x86::Acts::new::<W>(&blocks, &d, &s, n_blocks, level);
 
         const ROW_TILE: usize = 32;
         Ok(by_features(self.out, rows, |first, dst| {

@@ -178,7 +178,6 @@ impl Model {
     /// checking the runtime against reference outputs.
     pub fn next_logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         self.check_prompt(ids, 0)?;
-        self.cached.clear();
         let logits = self
             .prefill(ids, 0, &CancelToken::new())?
             .ok_or(RuntimeError::EmptyPrompt)?;

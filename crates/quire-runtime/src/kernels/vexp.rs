@@ -76,8 +76,8 @@ pub(crate) unsafe fn expf8(x: __m256) -> __m256 {
     )
 }
 
-/// SwiGLU in place, `g ← g / (1 + expf(−g)) · u`, the same operations as element by
-/// element.
+/// SwiGLU in place, `g ← g / (1 + expf(−g)) · u`: the same operations as
+/// [`super::swiglu1`], eight lanes at a time.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
@@ -98,7 +98,7 @@ pub(crate) unsafe fn swiglu(g: &mut [f32], u: &[f32]) {
         _mm256_storeu_ps(g8.as_mut_ptr(), y);
     }
     for (g, &u) in gc.into_remainder().iter_mut().zip(uc.remainder()) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+        *g = super::swiglu1(*g, u);
     }
 }
 
@@ -170,7 +170,7 @@ mod tests {
         let want: Vec<f32> = g
             .iter()
             .zip(&u)
-            .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+            .map(|(&g, &u)| crate::kernels::swiglu1(g, u))
             .collect();
         let mut got = g.clone();
         // SAFETY: checked above.

@@ -100,7 +100,8 @@ fn register_tiles() -> bool {
     *ON.get_or_init(|| std::env::var("QUIRE_KERNELS").as_deref() != Ok("row-tiles"))
 }
 
-/// Activation rows for a tile: the quantized blocks and their scales widened to f32 once.
+/// Activation rows for a tile: the quantized blocks and their scales widened to f32 once,
+/// and what the VNNI tiles read besides.
 pub(crate) struct Acts<'a, A> {
     pub(crate) blocks: &'a [A],
     /// `d` of each block.
@@ -109,15 +110,25 @@ pub(crate) struct Acts<'a, A> {
     pub(crate) s: &'a [f32],
     /// Blocks per row.
     pub(crate) stride: usize,
-    /// `d` and `s` transposed (block-major: `dt[k * rows + r]`), for the register tiles.
+    pub(crate) rows: usize,
+    /// `d` and `s` transposed (block-major: `dt[k * rows + r]`), for the register tiles;
+    /// empty when none will run.
     pub(crate) dt: Vec<f32>,
     pub(crate) st: Vec<f32>,
-    /// The quants biased to unsigned, for the register tiles of signed weights.
+    /// The quants biased to unsigned, for the VNNI tiles of signed weights; empty at other
+    /// levels.
     pub(crate) biased: Vec<[u8; QK8]>,
 }
 
 impl<'a, A: super::TileAct> Acts<'a, A> {
-    pub(crate) fn new(blocks: &'a [A], d: &'a [f32], s: &'a [f32], stride: usize) -> Self {
+    /// The activations for `W`'s tiles at `level`.
+    pub(crate) fn new<W: Tile<Act = A>>(
+        blocks: &'a [A],
+        d: &'a [f32],
+        s: &'a [f32],
+        stride: usize,
+        level: Level,
+    ) -> Self {
         let rows = blocks.len() / stride;
         let transpose = |v: &[f32]| {
             let mut t = vec![0f32; v.len()];
@@ -128,13 +139,22 @@ impl<'a, A: super::TileAct> Acts<'a, A> {
             }
             t
         };
-        let (dt, st) = (transpose(d), transpose(s));
-        let biased = A::biased(blocks);
+        let (dt, st) = if W::has_gemm(level) && rows >= GEMM_N {
+            (transpose(d), transpose(s))
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let biased = if level == Level::Avx512Vnni {
+            A::biased(blocks)
+        } else {
+            Vec::new()
+        };
         Self {
             blocks,
             d,
             s,
             stride,
+            rows,
             dt,
             st,
             biased,
@@ -327,18 +347,52 @@ fn f(x: f16) -> f32 {
 
 /// Generates a tile for one weight type in both instruction-set variants. `$prep` unpacks a
 /// weight block into `(x, scale_w, extra)`: `x` the bytes to multiply (unsigned when
-/// `$signed` is false), then `$body` per activation row.
+/// `$signed` is false); the AVX2 build then does llama.cpp's sign trick per activation row.
 ///
-/// With VNNI there is also a register tile ([`Tile::gemm`]), whose `$gprep` unpacks the
-/// same values as `$prep` (it may use AVX-512BW). Signed weights meet the activations
-/// biased to unsigned (`y + 128`) in `vpdpbusd`, each lane starting at `−128 · Σx`: the
-/// same exact integer sums as the sign trick, so outputs stay bit-identical to
-/// [`Tile::dot`].
+/// With VNNI the one-row tiles and the register tile ([`Tile::gemm`]) unpack with `$gprep`
+/// (the same values; it may use AVX-512BW, and defaults to `$prep`). Signed weights meet the
+/// activations biased to unsigned (`y + 128`) in `vpdpbusd`, each lane starting at
+/// `−128 · Σx`: the same exact integer sums as the sign trick, so outputs stay
+/// bit-identical to the AVX2 build's.
 macro_rules! tile {
+    ($name:ident, $w:ty, $act:ty, |$b:ident| $prep:block, $signed:expr, $min:expr) => {
+        tile!($name, $w, $act, |$b| $prep, $signed, $min, |$b| $prep);
+    };
     ($name:ident, $w:ty, $act:ty, |$b:ident| $prep:block, $signed:expr, $min:expr,
      |$gb:ident| $gprep:block) => {
         mod $name {
             use super::*;
+
+            /// Where each lane of a block's sum starts for weights `qx`: −128·Σx for signed
+            /// weights (their activations come biased by 128), else 0.
+            #[inline(always)]
+            unsafe fn lane_start(qx: __m256i) -> __m256i {
+                let zero = _mm256_setzero_si256();
+                if $signed {
+                    let bias = _mm256_set1_epi8(0x80u8 as i8);
+                    _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, qx))
+                } else {
+                    zero
+                }
+            }
+
+            /// The exact integer sums of weights `qx` with activation block `j`, eight lanes
+            /// of four products, starting from `start` ([`lane_start`]).
+            #[inline(always)]
+            unsafe fn block_sum(
+                acts: &Acts<'_, $act>,
+                j: usize,
+                start: __m256i,
+                qx: __m256i,
+            ) -> __m256i {
+                if $signed {
+                    let qy = acts.biased.get_unchecked(j).as_ptr() as *const __m256i;
+                    _mm256_dpbusd_epi32(start, _mm256_loadu_si256(qy), qx)
+                } else {
+                    let qy = acts.blocks.get_unchecked(j).qs.as_ptr() as *const __m256i;
+                    _mm256_dpbusd_epi32(start, qx, _mm256_loadu_si256(qy))
+                }
+            }
 
             #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl,avx512bw")]
             pub unsafe fn gemm(
@@ -355,50 +409,35 @@ macro_rules! tile {
                 // Σ m·s per output, for the eight rows at once (a multiply, then an add, as
                 // the row tiles do one at a time).
                 let mut summs = [_mm256_setzero_ps(); M];
-                let zero = _mm256_setzero_si256();
-                let bias = _mm256_set1_epi8(0x80u8 as i8);
-                // The pairs' scales dw·dy, one vector product per weight row, read back by
-                // each FMA as a broadcast from memory.
+                // The pairs' scales dw·dy, one vector product per weight row. Read back
+                // volatile, so each FMA takes its scale as a broadcast from memory instead of
+                // the compiler spending a shuffle per FMA to keep them in registers.
                 let mut dd = [[0f32; N]; M];
                 for k in 0..n_blocks {
-                    let mut x = [zero; M];
-                    let mut init = [zero; M];
+                    let mut x = [_mm256_setzero_si256(); M];
+                    let mut start = [_mm256_setzero_si256(); M];
                     let mut mw = [0f32; M];
-                    let idx = |j: usize| (first + j) * acts.stride + k;
-                    let rows = acts.blocks.len() / acts.stride;
-                    let dy = _mm256_loadu_ps(acts.dt.as_ptr().add(k * rows + first));
+                    let at = k * acts.rows + first;
+                    let dy = _mm256_loadu_ps(acts.dt.as_ptr().add(at));
                     for i in 0..M {
                         let $gb = w.get_unchecked(i * n_blocks + k);
                         let (qx, d, m): (__m256i, f32, f32) = $gprep;
                         x[i] = qx;
+                        start[i] = lane_start(qx);
                         mw[i] = m;
-                        if $signed {
-                            // Signed weights meet activations biased to unsigned (y + 128):
-                            // each lane starts at −128·Σx, leaving exactly Σx·y.
-                            init[i] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, qx));
-                        }
                         _mm256_storeu_ps(dd[i].as_mut_ptr(), _mm256_mul_ps(_mm256_set1_ps(d), dy));
                     }
                     if $min {
-                        let sy = _mm256_loadu_ps(acts.st.as_ptr().add(k * rows + first));
+                        let sy = _mm256_loadu_ps(acts.st.as_ptr().add(at));
                         for i in 0..M {
                             summs[i] =
                                 _mm256_add_ps(summs[i], _mm256_mul_ps(_mm256_set1_ps(mw[i]), sy));
                         }
                     }
                     for j in 0..N {
-                        let qy = if $signed {
-                            acts.biased.get_unchecked(idx(j)).as_ptr()
-                        } else {
-                            acts.blocks.get_unchecked(idx(j)).qs.as_ptr() as *const u8
-                        };
-                        let qy = _mm256_loadu_si256(qy as *const __m256i);
+                        let row = (first + j) * acts.stride + k;
                         for i in 0..M {
-                            let sum = if $signed {
-                                _mm256_dpbusd_epi32(init[i], qy, x[i])
-                            } else {
-                                _mm256_dpbusd_epi32(zero, x[i], qy)
-                            };
+                            let sum = block_sum(acts, row, start[i], x[i]);
                             let d = std::ptr::read_volatile(std::ptr::addr_of!(dd[i][j]));
                             acc[i][j] = _mm256_fmadd_ps(
                                 _mm256_set1_ps(d),
@@ -417,57 +456,50 @@ macro_rules! tile {
                 }
             }
 
-            macro_rules! body {
-                ($mul:ident, $feat:literal) => {
-                    #[target_feature(enable = $feat)]
-                    pub unsafe fn dot<const R: usize>(
-                        w: &[$w],
-                        acts: &Acts<'_, $act>,
-                        first: usize,
-                        out: &mut [f32],
-                    ) {
-                        let mut acc = [_mm256_setzero_ps(); R];
-                        let mut summs = [0f32; R];
-                        for (i, $b) in w.iter().enumerate() {
-                            let (qx, dw, mw): (__m256i, f32, f32) = $prep;
-                            // With signed weights, llama.cpp moves the sign onto y.
-                            let ax = if $signed {
-                                _mm256_sign_epi8(qx, qx)
-                            } else {
-                                qx
-                            };
-                            for r in 0..R {
-                                let j = (first + r) * acts.stride + i;
-                                let y = acts.blocks.get_unchecked(j);
-                                let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-                                let sy = if $signed {
-                                    _mm256_sign_epi8(qy, qx)
-                                } else {
-                                    qy
-                                };
-                                let d = _mm256_set1_ps(dw * *acts.d.get_unchecked(j));
-                                if $min {
-                                    summs[r] += mw * *acts.s.get_unchecked(j);
-                                }
-                                let q = $mul(ax, sy);
-                                acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
-                            }
-                        }
-                        for r in 0..R {
-                            out[r] = hsum_float_8(acc[r]) + summs[r];
-                        }
-                    }
-                };
-            }
-
             pub mod avx2 {
                 use super::*;
-                body!(mul_sum_us8_avx2, "avx2,fma,f16c");
+
+                #[target_feature(enable = "avx2,fma,f16c")]
+                pub unsafe fn dot<const R: usize>(
+                    w: &[$w],
+                    acts: &Acts<'_, $act>,
+                    first: usize,
+                    out: &mut [f32],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); R];
+                    let mut summs = [0f32; R];
+                    for (i, $b) in w.iter().enumerate() {
+                        let (qx, dw, mw): (__m256i, f32, f32) = $prep;
+                        // With signed weights, llama.cpp moves the sign onto y.
+                        let ax = if $signed {
+                            _mm256_sign_epi8(qx, qx)
+                        } else {
+                            qx
+                        };
+                        for r in 0..R {
+                            let j = (first + r) * acts.stride + i;
+                            let y = acts.blocks.get_unchecked(j);
+                            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                            let sy = if $signed {
+                                _mm256_sign_epi8(qy, qx)
+                            } else {
+                                qy
+                            };
+                            let d = _mm256_set1_ps(dw * *acts.d.get_unchecked(j));
+                            if $min {
+                                summs[r] += mw * *acts.s.get_unchecked(j);
+                            }
+                            let q = mul_sum_us8_avx2(ax, sy);
+                            acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
+                        }
+                    }
+                    for r in 0..R {
+                        out[r] = hsum_float_8(acc[r]) + summs[r];
+                    }
+                }
             }
 
-            /// With VNNI: the register tiles' arithmetic (weights unpacked by `$gprep`,
-            /// signed ones against the biased activations, each lane starting at −128·Σx),
-            /// one weight row at a time; the same integer sums, so the same outputs.
+            /// With VNNI: the register tiles' arithmetic one weight row at a time.
             pub mod vnni {
                 use super::*;
 
@@ -480,24 +512,12 @@ macro_rules! tile {
                 ) {
                     let mut acc = [_mm256_setzero_ps(); R];
                     let mut summs = [0f32; R];
-                    let zero = _mm256_setzero_si256();
-                    let bias = _mm256_set1_epi8(0x80u8 as i8);
                     for (i, $gb) in w.iter().enumerate() {
                         let (qx, dw, mw): (__m256i, f32, f32) = $gprep;
-                        let init = if $signed {
-                            _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, qx))
-                        } else {
-                            zero
-                        };
+                        let start = lane_start(qx);
                         for r in 0..R {
                             let j = (first + r) * acts.stride + i;
-                            let sum = if $signed {
-                                let qy = acts.biased.get_unchecked(j).as_ptr() as *const __m256i;
-                                _mm256_dpbusd_epi32(init, _mm256_loadu_si256(qy), qx)
-                            } else {
-                                let qy = acts.blocks.get_unchecked(j).qs.as_ptr() as *const __m256i;
-                                _mm256_dpbusd_epi32(zero, qx, _mm256_loadu_si256(qy))
-                            };
+                            let sum = block_sum(acts, j, start, qx);
                             let d = _mm256_set1_ps(dw * *acts.d.get_unchecked(j));
                             if $min {
                                 summs[r] += mw * *acts.s.get_unchecked(j);
@@ -557,11 +577,7 @@ tile!(
         (qx, f(b.d), 0.0)
     },
     true,
-    false,
-    |b| {
-        let qx = _mm256_sub_epi8(bytes_from_nibbles_32(b.qs.as_ptr()), _mm256_set1_epi8(8));
-        (qx, f(b.d), 0.0)
-    }
+    false
 );
 
 // Q4_1: nibbles unsigned, × d, plus m × (d_y × Σy) per block.
@@ -571,8 +587,7 @@ tile!(
     Q8_1,
     |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), f(b.m)) },
     false,
-    true,
-    |b| { (bytes_from_nibbles_32(b.qs.as_ptr()), f(b.d), f(b.m)) }
+    true
 );
 
 // Q5_0: nibbles with the fifth bit from qh, as signed values −16..=15.
@@ -614,14 +629,7 @@ tile!(
         )
     },
     true,
-    false,
-    |b| {
-        (
-            _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i),
-            f(b.d),
-            0.0,
-        )
-    }
+    false
 );
 
 /// A k-quant tile module's two builds of its `body!`: AVX2, and the same instructions with
@@ -963,8 +971,8 @@ mod tests {
             let blocks = quantize(&x);
             let (d, s): (Vec<f32>, Vec<f32>) = blocks.iter().map(|b| (act(b).0, act(b).1)).unzip();
             let nb = inp / QK8;
-            let acts = Acts::new(&blocks, &d, &s, nb);
             for level in levels() {
+                let acts = Acts::new::<W>(&blocks, &d, &s, nb, level);
                 for o in 0..out {
                     let row = &w[o * nb..(o + 1) * nb];
                     let mut four = vec![0f32; rows];
@@ -1110,8 +1118,8 @@ mod tests {
                 std::slice::from_raw_parts(blocks.as_ptr() as *const BlockQ8K, blocks.len())
             };
             let d: Vec<f32> = blocks.iter().map(|b| b.d).collect();
-            let acts = Acts::new(&blocks, &d, &[], n_blocks);
             for level in levels() {
+                let acts = Acts::new::<W>(&blocks, &d, &[], n_blocks, level);
                 for o in 0..out {
                     let w_row = &ours[o * n_blocks..(o + 1) * n_blocks];
                     let mut got = vec![0f32; rows];
@@ -1188,7 +1196,7 @@ mod speed {
         let blocks = W::Act::quantize(&x);
         let (d, s) = W::Act::scales(&blocks);
         let nb = inp / QK8;
-        let acts = Acts::new(&blocks, &d, &s, nb);
+        let acts = Acts::new::<W>(&blocks, &d, &s, nb, level);
         let mut o = vec![0f32; out * rows];
         let pairs = (out * rows * nb) as f64;
         for gemm in [false, true, false, true] {

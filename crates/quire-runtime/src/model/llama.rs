@@ -265,7 +265,7 @@ fn swiglu(g: &mut [f32], u: &[f32]) {
         }
         g.iter_mut()
             .zip(u)
-            .for_each(|(g, &u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            .for_each(|(g, &u)| *g = crate::kernels::swiglu1(*g, u));
     });
 }
 
