@@ -137,8 +137,8 @@ pub(crate) trait TileAct: Sized {
     fn quantize(xs: &[f32]) -> Vec<Self>;
     /// `d` per block, and `s` per block where the type has it.
     fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>);
-    /// The quants biased to unsigned (`q + 128`), for register tiles with signed weights;
-    /// empty where none uses them.
+    /// The quants biased to unsigned (`q + 128`) in pieces of 32, for the VNNI tiles of
+    /// signed weights; empty where none uses them.
     fn biased(_blocks: &[Self]) -> Vec<[u8; QK8]> {
         Vec::new()
     }
@@ -221,6 +221,14 @@ impl TileAct for Q8K {
     }
     fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>) {
         (blocks.iter().map(|b| b.d).collect(), Vec::new())
+    }
+    /// Eight 32-quant pieces per block.
+    fn biased(blocks: &[Self]) -> Vec<[u8; QK8]> {
+        blocks
+            .iter()
+            .flat_map(|b| b.qs.chunks_exact(QK8))
+            .map(|c| std::array::from_fn(|k| (c[k] as u8) ^ 0x80))
+            .collect()
     }
 }
 

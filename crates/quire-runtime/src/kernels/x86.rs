@@ -115,8 +115,8 @@ pub(crate) struct Acts<'a, A> {
     /// empty when none will run.
     pub(crate) dt: Vec<f32>,
     pub(crate) st: Vec<f32>,
-    /// The quants biased to unsigned, for the VNNI tiles of signed weights; empty at other
-    /// levels.
+    /// The quants biased to unsigned in pieces of 32 (eight per Q8_K block), for the VNNI
+    /// tiles of signed weights; empty at other levels and for unsigned weights.
     pub(crate) biased: Vec<[u8; QK8]>,
 }
 
@@ -144,7 +144,7 @@ impl<'a, A: super::TileAct> Acts<'a, A> {
         } else {
             (Vec::new(), Vec::new())
         };
-        let biased = if level == Level::Avx512Vnni {
+        let biased = if level == Level::Avx512Vnni && W::BIASED {
             A::biased(blocks)
         } else {
             Vec::new()
@@ -167,6 +167,8 @@ pub(crate) trait Tile: Sized + Sync {
     type Act: Sync;
     /// Values per block.
     const VALUES: usize = QK8;
+    /// Whether the VNNI tiles read [`Acts::biased`] (signed weights).
+    const BIASED: bool;
     /// Dots `w` (one weight row) with activation rows `first..first + R`, into `out`.
     ///
     /// # Safety
@@ -535,6 +537,7 @@ macro_rules! tile {
         impl Tile for $w {
             type Act = $act;
             const VALUES: usize = QK8;
+            const BIASED: bool = $signed;
             unsafe fn dot<const R: usize>(
                 level: Level,
                 w: &[Self],
@@ -632,28 +635,13 @@ tile!(
     false
 );
 
-/// A k-quant tile module's two builds of its `body!`: AVX2, and the same instructions with
-/// AVX-512VL's 32 vector registers, so the unpacked block stays in registers across rows.
-macro_rules! variants {
-    () => {
-        pub mod avx2 {
-            use super::*;
-            body!("avx2,fma,f16c");
-        }
-
-        pub mod vnni {
-            use super::*;
-            body!("avx2,fma,f16c,avx512vnni,avx512vl");
-        }
-    };
-}
-
 /// The [`Tile`] of a k-quant weight type, dispatching to its module's builds.
 macro_rules! k_tile {
-    ($name:ident, $w:ty) => {
+    ($name:ident, $w:ty, $biased:expr) => {
         impl Tile for $w {
             type Act = Q8K;
             const VALUES: usize = QK_K;
+            const BIASED: bool = $biased;
             unsafe fn dot<const R: usize>(
                 level: Level,
                 w: &[Self],
@@ -690,98 +678,171 @@ mod q4_k {
         t
     };
 
-    macro_rules! body {
-        ($feat:literal) => {
-            #[target_feature(enable = $feat)]
-            pub unsafe fn dot<const R: usize>(
-                w: &[Q4KW],
-                acts: &Acts<'_, Q8K>,
-                first: usize,
-                out: &mut [f32],
-            ) {
-                const KMASK1: u32 = 0x3f3f3f3f;
-                const KMASK2: u32 = 0x0f0f0f0f;
-                const KMASK3: u32 = 0x03030303;
-                let m4 = _mm256_set1_epi8(0xF);
-                let mut acc = [_mm256_setzero_ps(); R];
-                let mut acc_m = [_mm_setzero_ps(); R];
-                for (i, b) in w.iter().enumerate() {
-                    let mut utmp = [0u32; 4];
-                    for (k, u) in utmp.iter_mut().take(3).enumerate() {
-                        *u = u32::from_le_bytes([
-                            b.scales[4 * k],
-                            b.scales[4 * k + 1],
-                            b.scales[4 * k + 2],
-                            b.scales[4 * k + 3],
-                        ]);
-                    }
-                    utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
-                    let uaux = utmp[1] & KMASK1;
-                    utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
-                    utmp[2] = uaux;
-                    utmp[0] &= KMASK1;
-                    let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
-                        utmp[3] as i32,
-                        utmp[2] as i32,
-                        utmp[1] as i32,
-                        utmp[0] as i32,
-                    ));
-                    let mins = _mm256_extracti128_si256(mins_and_scales, 1);
-                    let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
-                    let scales = _mm256_set_m128i(sc128, sc128);
-                    let shuffle = K_SHUFFLE.as_ptr() as *const __m256i;
-                    let mut lo = [_mm256_setzero_si256(); 4];
-                    let mut hi = [_mm256_setzero_si256(); 4];
-                    let mut s_lo = [_mm256_setzero_si256(); 4];
-                    let mut s_hi = [_mm256_setzero_si256(); 4];
-                    for j in 0..4 {
-                        s_lo[j] =
-                            _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j)));
-                        s_hi[j] =
-                            _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j + 1)));
-                        let bits = _mm256_loadu_si256(b.qs.as_ptr().add(32 * j) as *const __m256i);
-                        lo[j] = _mm256_and_si256(bits, m4);
-                        hi[j] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-                    }
-                    let (dw, mw) = (f(b.d), f(b.dmin));
-                    for r in 0..R {
-                        let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
-                        let d = y.d * dw;
-                        let dmin = -y.d * mw;
-                        let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-                        let q8s = _mm_hadd_epi16(
-                            _mm256_extracti128_si256(q8sums, 0),
-                            _mm256_extracti128_si256(q8sums, 1),
-                        );
-                        let prod = _mm_madd_epi16(mins, q8s);
-                        acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
-                        let q8 = y.qs.as_ptr() as *const __m256i;
-                        let mut sumi = _mm256_setzero_si256();
-                        for j in 0..4 {
-                            let q8l = _mm256_loadu_si256(q8.add(2 * j));
-                            let p16l = _mm256_madd_epi16(s_lo[j], _mm256_maddubs_epi16(lo[j], q8l));
-                            sumi = _mm256_add_epi32(sumi, p16l);
-                            let q8h = _mm256_loadu_si256(q8.add(2 * j + 1));
-                            let p16h = _mm256_madd_epi16(s_hi[j], _mm256_maddubs_epi16(hi[j], q8h));
-                            sumi = _mm256_add_epi32(sumi, p16h);
-                        }
-                        acc[r] =
-                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[r]);
-                    }
+    pub mod avx2 {
+        use super::*;
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn dot<const R: usize>(
+            w: &[Q4KW],
+            acts: &Acts<'_, Q8K>,
+            first: usize,
+            out: &mut [f32],
+        ) {
+            let m4 = _mm256_set1_epi8(0xF);
+            let mut acc = [_mm256_setzero_ps(); R];
+            let mut acc_m = [_mm_setzero_ps(); R];
+            for (i, b) in w.iter().enumerate() {
+                let utmp = scales_and_mins(b);
+                let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+                    utmp[3] as i32,
+                    utmp[2] as i32,
+                    utmp[1] as i32,
+                    utmp[0] as i32,
+                ));
+                let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+                let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
+                let scales = _mm256_set_m128i(sc128, sc128);
+                let shuffle = K_SHUFFLE.as_ptr() as *const __m256i;
+                let mut lo = [_mm256_setzero_si256(); 4];
+                let mut hi = [_mm256_setzero_si256(); 4];
+                let mut s_lo = [_mm256_setzero_si256(); 4];
+                let mut s_hi = [_mm256_setzero_si256(); 4];
+                for j in 0..4 {
+                    s_lo[j] = _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j)));
+                    s_hi[j] =
+                        _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j + 1)));
+                    let bits = _mm256_loadu_si256(b.qs.as_ptr().add(32 * j) as *const __m256i);
+                    lo[j] = _mm256_and_si256(bits, m4);
+                    hi[j] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
                 }
+                let (dw, mw) = (f(b.d), f(b.dmin));
                 for r in 0..R {
-                    let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
-                    let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-                    out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
+                    let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
+                    let d = y.d * dw;
+                    let dmin = -y.d * mw;
+                    let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+                    let q8s = _mm_hadd_epi16(
+                        _mm256_extracti128_si256(q8sums, 0),
+                        _mm256_extracti128_si256(q8sums, 1),
+                    );
+                    let prod = _mm_madd_epi16(mins, q8s);
+                    acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
+                    let q8 = y.qs.as_ptr() as *const __m256i;
+                    let mut sumi = _mm256_setzero_si256();
+                    for j in 0..4 {
+                        let q8l = _mm256_loadu_si256(q8.add(2 * j));
+                        let p16l = _mm256_madd_epi16(s_lo[j], _mm256_maddubs_epi16(lo[j], q8l));
+                        sumi = _mm256_add_epi32(sumi, p16l);
+                        let q8h = _mm256_loadu_si256(q8.add(2 * j + 1));
+                        let p16h = _mm256_madd_epi16(s_hi[j], _mm256_maddubs_epi16(hi[j], q8h));
+                        sumi = _mm256_add_epi32(sumi, p16h);
+                    }
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[r]);
                 }
             }
-        };
+            for r in 0..R {
+                let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
+                let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
+            }
+        }
     }
 
-    variants!();
+    /// The eight 6-bit scales (bytes 0..8) and mins (bytes 8..16) of a block, as llama.cpp
+    /// unpacks them.
+    #[inline(always)]
+    fn scales_and_mins(b: &Q4KW) -> [u32; 4] {
+        const KMASK1: u32 = 0x3f3f3f3f;
+        const KMASK2: u32 = 0x0f0f0f0f;
+        const KMASK3: u32 = 0x03030303;
+        let mut utmp = [0u32; 4];
+        for (k, u) in utmp.iter_mut().take(3).enumerate() {
+            *u = u32::from_le_bytes([
+                b.scales[4 * k],
+                b.scales[4 * k + 1],
+                b.scales[4 * k + 2],
+                b.scales[4 * k + 3],
+            ]);
+        }
+        utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
+        let uaux = utmp[1] & KMASK1;
+        utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
+        utmp[2] = uaux;
+        utmp[0] &= KMASK1;
+        utmp
+    }
+
+    /// With VNNI: each 32-value piece is one `vpdpbusd` (nibbles × quants, four products a
+    /// lane) and one `vpdpwssd` (× the piece's scale, into the block's sums) per row, where
+    /// the AVX2 build spends three instructions. Each lane gets the same integer as
+    /// llama.cpp's `maddubs`/`madd` pair, so the outputs are bit-identical.
+    pub mod vnni {
+        use super::*;
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+        pub unsafe fn dot<const R: usize>(
+            w: &[Q4KW],
+            acts: &Acts<'_, Q8K>,
+            first: usize,
+            out: &mut [f32],
+        ) {
+            let m4 = _mm256_set1_epi8(0xF);
+            let zero = _mm256_setzero_si256();
+            let mut acc = [_mm256_setzero_ps(); R];
+            let mut acc_m = [_mm_setzero_ps(); R];
+            for (i, b) in w.iter().enumerate() {
+                let utmp = scales_and_mins(b);
+                let mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[3] as i32, utmp[2] as i32));
+                let scale = |k: usize| ((utmp[k / 4] >> (8 * (k % 4))) & 0xff) as i32;
+                let mut lo = [zero; 4];
+                let mut hi = [zero; 4];
+                let mut s_lo = [zero; 4];
+                let mut s_hi = [zero; 4];
+                for j in 0..4 {
+                    // Each i32 lane holds the scale in its low half and 0 in its high half,
+                    // so `vpdpwssd` multiplies a lane's sum (which fits in 16 bits) by it.
+                    s_lo[j] = _mm256_set1_epi32(scale(2 * j));
+                    s_hi[j] = _mm256_set1_epi32(scale(2 * j + 1));
+                    let bits = _mm256_loadu_si256(b.qs.as_ptr().add(32 * j) as *const __m256i);
+                    lo[j] = _mm256_and_si256(bits, m4);
+                    hi[j] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                }
+                let (dw, mw) = (f(b.d), f(b.dmin));
+                for r in 0..R {
+                    let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
+                    let d = y.d * dw;
+                    let dmin = -y.d * mw;
+                    let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+                    let q8s = _mm_hadd_epi16(
+                        _mm256_extracti128_si256(q8sums, 0),
+                        _mm256_extracti128_si256(q8sums, 1),
+                    );
+                    let prod = _mm_madd_epi16(mins, q8s);
+                    acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
+                    let q8 = y.qs.as_ptr() as *const __m256i;
+                    // Two chains of integer sums (exact, so the order does not matter).
+                    let (mut sum_lo, mut sum_hi) = (zero, zero);
+                    for j in 0..4 {
+                        let l = _mm256_dpbusd_epi32(zero, lo[j], _mm256_loadu_si256(q8.add(2 * j)));
+                        sum_lo = _mm256_dpwssd_epi32(sum_lo, l, s_lo[j]);
+                        let h =
+                            _mm256_dpbusd_epi32(zero, hi[j], _mm256_loadu_si256(q8.add(2 * j + 1)));
+                        sum_hi = _mm256_dpwssd_epi32(sum_hi, h, s_hi[j]);
+                    }
+                    let sumi = _mm256_add_epi32(sum_lo, sum_hi);
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[r]);
+                }
+            }
+            for r in 0..R {
+                let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
+                let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
+            }
+        }
+    }
 }
 
-k_tile!(q4_k, Q4KW);
+k_tile!(q4_k, Q4KW, false);
 
 // Q6_K: 6-bit values (4 low bits in `ql`, 2 high in `qh`) minus 32, sixteen groups of 16
 // with an 8-bit scale each (llama.cpp's `ggml_vec_dot_q6_K_q8_K`, AVX2), unpacked once
@@ -799,85 +860,131 @@ mod q6_k {
         t
     };
 
-    macro_rules! body {
-        ($feat:literal) => {
-            #[target_feature(enable = $feat)]
-            pub unsafe fn dot<const R: usize>(
-                w: &[Q6KW],
-                acts: &Acts<'_, Q8K>,
-                first: usize,
-                out: &mut [f32],
-            ) {
-                let m4 = _mm256_set1_epi8(0xF);
-                let m2 = _mm256_set1_epi8(3);
-                let m32s = _mm256_set1_epi8(32);
-                let shuffle = SCALE_SHUFFLE.as_ptr() as *const __m128i;
-                let mut acc = [_mm256_setzero_ps(); R];
-                for (i, b) in w.iter().enumerate() {
-                    let scales = _mm_loadu_si128(b.scales.as_ptr() as *const __m128i);
-                    let mut q = [_mm256_setzero_si256(); 8];
-                    let mut sc = [_mm256_setzero_si256(); 8];
-                    for j in 0..2 {
-                        for k in 0..4 {
-                            sc[4 * j + k] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-                                scales,
-                                _mm_loadu_si128(shuffle.add(4 * j + k)),
-                            ));
-                        }
-                        let ql = b.ql.as_ptr().add(64 * j) as *const __m256i;
-                        let bits1 = _mm256_loadu_si256(ql);
-                        let bits2 = _mm256_loadu_si256(ql.add(1));
-                        let bits_h =
-                            _mm256_loadu_si256(b.qh.as_ptr().add(32 * j) as *const __m256i);
-                        let h0 = _mm256_slli_epi16(_mm256_and_si256(bits_h, m2), 4);
-                        let h1 = _mm256_slli_epi16(
-                            _mm256_and_si256(_mm256_srli_epi16(bits_h, 2), m2),
-                            4,
-                        );
-                        let h2 = _mm256_slli_epi16(
-                            _mm256_and_si256(_mm256_srli_epi16(bits_h, 4), m2),
-                            4,
-                        );
-                        let h3 = _mm256_slli_epi16(
-                            _mm256_and_si256(_mm256_srli_epi16(bits_h, 6), m2),
-                            4,
-                        );
-                        q[4 * j] = _mm256_or_si256(_mm256_and_si256(bits1, m4), h0);
-                        q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(bits2, m4), h1);
-                        q[4 * j + 2] =
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits1, 4), m4), h2);
-                        q[4 * j + 3] =
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits2, 4), m4), h3);
-                    }
-                    let dw = f(b.d);
-                    for r in 0..R {
-                        let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
-                        let d = y.d * dw;
-                        let q8 = y.qs.as_ptr() as *const __m256i;
-                        let mut sumi = _mm256_setzero_si256();
-                        for k in 0..8 {
-                            let q8k = _mm256_loadu_si256(q8.add(k));
-                            let p16 = _mm256_sub_epi16(
-                                _mm256_maddubs_epi16(q[k], q8k),
-                                _mm256_maddubs_epi16(m32s, q8k),
-                            );
-                            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[k], p16));
-                        }
-                        acc[r] =
-                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[r]);
-                    }
-                }
-                for r in 0..R {
-                    out[r] = hsum_float_8(acc[r]);
-                }
-            }
-        };
+    /// A block's 256 values as unsigned bytes 0..=63 (the stored q + 32), in eight pieces
+    /// of 32 in the order of the activation's quants.
+    #[inline(always)]
+    unsafe fn unpack(b: &Q6KW) -> [__m256i; 8] {
+        let m4 = _mm256_set1_epi8(0xF);
+        let m2 = _mm256_set1_epi8(3);
+        let mut q = [_mm256_setzero_si256(); 8];
+        for j in 0..2 {
+            let ql = b.ql.as_ptr().add(64 * j) as *const __m256i;
+            let bits1 = _mm256_loadu_si256(ql);
+            let bits2 = _mm256_loadu_si256(ql.add(1));
+            let bits_h = _mm256_loadu_si256(b.qh.as_ptr().add(32 * j) as *const __m256i);
+            let h0 = _mm256_slli_epi16(_mm256_and_si256(bits_h, m2), 4);
+            let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits_h, 2), m2), 4);
+            let h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits_h, 4), m2), 4);
+            let h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits_h, 6), m2), 4);
+            q[4 * j] = _mm256_or_si256(_mm256_and_si256(bits1, m4), h0);
+            q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(bits2, m4), h1);
+            q[4 * j + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits1, 4), m4), h2);
+            q[4 * j + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits2, 4), m4), h3);
+        }
+        q
     }
 
-    variants!();
+    pub mod avx2 {
+        use super::*;
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn dot<const R: usize>(
+            w: &[Q6KW],
+            acts: &Acts<'_, Q8K>,
+            first: usize,
+            out: &mut [f32],
+        ) {
+            let m32s = _mm256_set1_epi8(32);
+            let shuffle = SCALE_SHUFFLE.as_ptr() as *const __m128i;
+            let mut acc = [_mm256_setzero_ps(); R];
+            for (i, b) in w.iter().enumerate() {
+                let scales = _mm_loadu_si128(b.scales.as_ptr() as *const __m128i);
+                let q = unpack(b);
+                let mut sc = [_mm256_setzero_si256(); 8];
+                for (k, sc) in sc.iter_mut().enumerate() {
+                    *sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+                        scales,
+                        _mm_loadu_si128(shuffle.add(k)),
+                    ));
+                }
+                let dw = f(b.d);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
+                    let d = y.d * dw;
+                    let q8 = y.qs.as_ptr() as *const __m256i;
+                    let mut sumi = _mm256_setzero_si256();
+                    for k in 0..8 {
+                        let q8k = _mm256_loadu_si256(q8.add(k));
+                        let p16 = _mm256_sub_epi16(
+                            _mm256_maddubs_epi16(q[k], q8k),
+                            _mm256_maddubs_epi16(m32s, q8k),
+                        );
+                        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[k], p16));
+                    }
+                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), *acc);
+                }
+            }
+            for r in 0..R {
+                out[r] = hsum_float_8(acc[r]);
+            }
+        }
+    }
+
+    /// With VNNI: the weights are made signed (q − 32) once per block and meet the
+    /// activations biased to unsigned in `vpdpbusd`, each lane starting at −128·Σ(q − 32),
+    /// then one `vpdpwssd` multiplies by the group's scale: two instructions per 32 values
+    /// and row where the AVX2 build spends five. Each lane gets the same integer as
+    /// llama.cpp's, so the outputs are bit-identical.
+    pub mod vnni {
+        use super::*;
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+        pub unsafe fn dot<const R: usize>(
+            w: &[Q6KW],
+            acts: &Acts<'_, Q8K>,
+            first: usize,
+            out: &mut [f32],
+        ) {
+            let m32s = _mm256_set1_epi8(32);
+            let bias = _mm256_set1_epi8(0x80u8 as i8);
+            let zero = _mm256_setzero_si256();
+            let mut acc = [_mm256_setzero_ps(); R];
+            for (i, b) in w.iter().enumerate() {
+                let mut q = unpack(b);
+                let mut start = [zero; 8];
+                let mut sc = [zero; 8];
+                for k in 0..8 {
+                    q[k] = _mm256_sub_epi8(q[k], m32s);
+                    start[k] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, q[k]));
+                    // Lanes 0–3 take the first 16 values' scale, 4–7 the next; each in the
+                    // lane's low half, 0 in its high half.
+                    let s = |g: usize| b.scales[g] as i16 as u16 as i32;
+                    let (a, c) = (s(2 * k), s(2 * k + 1));
+                    sc[k] = _mm256_set_epi32(c, c, c, c, a, a, a, a);
+                }
+                let dw = f(b.d);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let j = (first + r) * acts.stride + i;
+                    let d = acts.blocks.get_unchecked(j).d * dw;
+                    let yb = acts.biased.as_ptr().add(8 * j) as *const __m256i;
+                    // Two chains of integer sums (exact, so the order does not matter).
+                    let mut sumi = [zero; 2];
+                    for k in 0..8 {
+                        let x = _mm256_dpbusd_epi32(start[k], _mm256_loadu_si256(yb.add(k)), q[k]);
+                        sumi[k % 2] = _mm256_dpwssd_epi32(sumi[k % 2], x, sc[k]);
+                    }
+                    let sumi = _mm256_add_epi32(sumi[0], sumi[1]);
+                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), *acc);
+                }
+            }
+            for r in 0..R {
+                out[r] = hsum_float_8(acc[r]);
+            }
+        }
+    }
 }
 
-k_tile!(q6_k, Q6KW);
+k_tile!(q6_k, Q6KW, true);
 
 #[cfg(test)]
 mod tests {
@@ -1163,7 +1270,7 @@ mod speed {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
-    /// Not a test: ns per 32-value block product, one thread, data in L1/L2, for the row
+    /// Not a test: ns per 32-value product, one thread, data in L1/L2, for the row
     /// tiles and the register tiles. `cargo test --release -p quire-runtime --lib
     /// x86::speed -- --ignored --nocapture`
     #[test]
@@ -1172,6 +1279,11 @@ mod speed {
         let Some(level) = level() else { return };
         measure::<Q5_0W>(level, GgmlDType::Q5_0, "Q5_0");
         measure::<Q4_1W>(level, GgmlDType::Q4_1, "Q4_1");
+        // The k-quants have no register tile: their row tiles at each level.
+        for level in [Level::Avx2, level] {
+            measure::<Q4KW>(level, GgmlDType::Q4K, "Q4_K");
+            measure::<Q6KW>(level, GgmlDType::Q6K, "Q6_K");
+        }
     }
 
     fn measure<W: Tile>(level: Level, dtype: GgmlDType, name: &str)
@@ -1179,7 +1291,8 @@ mod speed {
         W::Act: crate::kernels::TileAct,
     {
         use crate::kernels::TileAct;
-        let (out, inp, rows) = (16, 896, 32);
+        let inp = if W::VALUES == QK_K { 1024 } else { 896 };
+        let (out, rows) = (16, 32);
         let mut seed = 5u64;
         let w: Vec<f32> = (0..out * inp).map(|_| lcg(&mut seed)).collect();
         let t = Tensor::from_vec(w, (out, inp), &Device::Cpu).unwrap();
@@ -1195,10 +1308,11 @@ mod speed {
         let x: Vec<f32> = (0..rows * inp).map(|_| lcg(&mut seed)).collect();
         let blocks = W::Act::quantize(&x);
         let (d, s) = W::Act::scales(&blocks);
-        let nb = inp / QK8;
+        let nb = inp / W::VALUES;
         let acts = Acts::new::<W>(&blocks, &d, &s, nb, level);
         let mut o = vec![0f32; out * rows];
-        let pairs = (out * rows * nb) as f64;
+        // In 32-value pieces, whatever the block size.
+        let pairs = (out * rows * inp / QK8) as f64;
         for gemm in [false, true, false, true] {
             let mut best = f64::MAX;
             for _ in 0..200 {
@@ -1217,8 +1331,15 @@ mod speed {
                 std::hint::black_box(&o);
                 best = best.min(t0.elapsed().as_secs_f64());
             }
-            let kind = if gemm { "register tiles" } else { "row tiles" };
-            eprintln!("{name} {kind}: {:.3} ns per block pair", best * 1e9 / pairs);
+            let kind = if gemm && W::has_gemm(level) {
+                "register tiles"
+            } else {
+                "row tiles"
+            };
+            eprintln!(
+                "{name} {level:?} {kind}: {:.3} ns per 32 values",
+                best * 1e9 / pairs
+            );
         }
     }
 }
