@@ -411,43 +411,61 @@ macro_rules! tile {
                 // Σ m·s per output, for the eight rows at once (a multiply, then an add, as
                 // the row tiles do one at a time).
                 let mut summs = [_mm256_setzero_ps(); M];
-                // The pairs' scales dw·dy, one vector product per weight row. Read back
-                // volatile, so each FMA takes its scale as a broadcast from memory instead of
-                // the compiler spending a shuffle per FMA to keep them in registers.
-                let mut dd = [[0f32; N]; M];
-                for k in 0..n_blocks {
-                    let mut x = [_mm256_setzero_si256(); M];
-                    let mut start = [_mm256_setzero_si256(); M];
-                    let mut mw = [0f32; M];
-                    let at = k * acts.rows + first;
-                    let dy = _mm256_loadu_ps(acts.dt.as_ptr().add(at));
-                    for i in 0..M {
-                        let $gb = w.get_unchecked(i * n_blocks + k);
-                        let (qx, d, m): (__m256i, f32, f32) = $gprep;
-                        x[i] = qx;
-                        start[i] = lane_start(qx);
-                        mw[i] = m;
-                        _mm256_storeu_ps(dd[i].as_mut_ptr(), _mm256_mul_ps(_mm256_set1_ps(d), dy));
-                    }
-                    if $min {
-                        let sy = _mm256_loadu_ps(acts.st.as_ptr().add(at));
-                        for i in 0..M {
-                            summs[i] =
-                                _mm256_add_ps(summs[i], _mm256_mul_ps(_mm256_set1_ps(mw[i]), sy));
+                // The pairs' scales dw·dy, one vector product per weight row, for up to `KC`
+                // blocks ahead: each FMA takes its scale as a broadcast from memory stored well
+                // before (read volatile, so the compiler does not spend a shuffle per FMA to
+                // keep them in registers instead).
+                const KC: usize = 32;
+                let mut dd = [[[0f32; N]; M]; KC];
+                let mut k0 = 0;
+                while k0 < n_blocks {
+                    // Blocks ahead: faster for Q4_1 on the tile probe (0.54 → 0.50 ns per
+                    // block pair), slower for Q5_0 (0.53 → 0.55), so the signed types keep
+                    // one block at a time.
+                    let kn = (if $min { KC } else { 1 }).min(n_blocks - k0);
+                    for (kk, dd) in dd.iter_mut().enumerate().take(kn) {
+                        let dy =
+                            _mm256_loadu_ps(acts.dt.as_ptr().add((k0 + kk) * acts.rows + first));
+                        for (i, dd) in dd.iter_mut().enumerate() {
+                            let d = f(w.get_unchecked(i * n_blocks + k0 + kk).d);
+                            _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(_mm256_set1_ps(d), dy));
                         }
                     }
-                    for j in 0..N {
-                        let row = (first + j) * acts.stride + k;
+                    for kk in 0..kn {
+                        let k = k0 + kk;
+                        let mut x = [_mm256_setzero_si256(); M];
+                        let mut start = [_mm256_setzero_si256(); M];
+                        let mut mw = [0f32; M];
                         for i in 0..M {
-                            let sum = block_sum(acts, row, start[i], x[i]);
-                            let d = std::ptr::read_volatile(std::ptr::addr_of!(dd[i][j]));
-                            acc[i][j] = _mm256_fmadd_ps(
-                                _mm256_set1_ps(d),
-                                _mm256_cvtepi32_ps(sum),
-                                acc[i][j],
-                            );
+                            let $gb = w.get_unchecked(i * n_blocks + k);
+                            let (qx, _, m): (__m256i, f32, f32) = $gprep;
+                            x[i] = qx;
+                            start[i] = lane_start(qx);
+                            mw[i] = m;
+                        }
+                        if $min {
+                            let sy = _mm256_loadu_ps(acts.st.as_ptr().add(k * acts.rows + first));
+                            for i in 0..M {
+                                summs[i] = _mm256_add_ps(
+                                    summs[i],
+                                    _mm256_mul_ps(_mm256_set1_ps(mw[i]), sy),
+                                );
+                            }
+                        }
+                        for j in 0..N {
+                            let row = (first + j) * acts.stride + k;
+                            for i in 0..M {
+                                let sum = block_sum(acts, row, start[i], x[i]);
+                                let d = std::ptr::read_volatile(std::ptr::addr_of!(dd[kk][i][j]));
+                                acc[i][j] = _mm256_fmadd_ps(
+                                    _mm256_set1_ps(d),
+                                    _mm256_cvtepi32_ps(sum),
+                                    acc[i][j],
+                                );
+                            }
                         }
                     }
+                    k0 += kn;
                 }
                 for i in 0..M {
                     let mut m = [0f32; N];
