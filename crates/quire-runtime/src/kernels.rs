@@ -16,6 +16,8 @@ use half::f16;
 use crate::error::Result;
 
 #[cfg(target_arch = "x86_64")]
+mod quant;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod vexp;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -91,22 +93,32 @@ fn q8_block(block: &[f32]) -> (f32, [i8; QK8], i32) {
     (d, qs, sum)
 }
 
+/// [`q8_block`] for each block of `xs`, eight lanes at a time where the CPU allows.
+fn q8_blocks(xs: &[f32]) -> impl Iterator<Item = (f32, [i8; QK8], i32)> + '_ {
+    let simd = simd_enabled();
+    xs.chunks_exact(QK8).map(move |b| {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: `simd_enabled` checked AVX2; the chunk holds 32 values.
+            return unsafe { quant::q8_block(b) };
+        }
+        let _ = simd;
+        q8_block(b)
+    })
+}
+
 fn quantize_q8_0(xs: &[f32]) -> Vec<Q8_0> {
-    xs.chunks_exact(QK8)
-        .map(|b| {
-            let (d, qs, _) = q8_block(b);
-            Q8_0 {
-                d: f16::from_f32(d),
-                qs,
-            }
+    q8_blocks(xs)
+        .map(|(d, qs, _)| Q8_0 {
+            d: f16::from_f32(d),
+            qs,
         })
         .collect()
 }
 
 fn quantize_q8_1(xs: &[f32]) -> Vec<Q8_1> {
-    xs.chunks_exact(QK8)
-        .map(|b| {
-            let (d, qs, sum) = q8_block(b);
+    q8_blocks(xs)
+        .map(|(d, qs, sum)| {
             // The sum is scaled in f32 before rounding to f16, as llama.cpp does.
             Q8_1 {
                 d: f16::from_f32(d),
@@ -176,35 +188,47 @@ impl TileAct for Q8_1 {
 /// Activations to Q8_K as llama.cpp's `quantize_row_q8_K` does: the scale from the
 /// signed value of largest magnitude, and sums of each 16 quants.
 pub(crate) fn quantize_q8k(xs: &[f32]) -> Vec<Q8K> {
+    let simd = simd_enabled();
     xs.chunks_exact(QK_K)
         .map(|b| {
-            let mut max = 0f32;
-            let mut amax = 0f32;
-            for &x in b {
-                if x.abs() > amax {
-                    amax = x.abs();
-                    max = x;
-                }
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: `simd_enabled` checked AVX2; the chunk holds 256 values.
+                return unsafe { quant::q8k_block(b) };
             }
-            let mut out = Q8K {
-                d: 0.0,
-                qs: [0; QK_K],
-                bsums: [0; QK_K / 16],
-            };
-            if amax == 0.0 {
-                return out;
-            }
-            let iscale = -127.0 / max;
-            for (q, &x) in out.qs.iter_mut().zip(b) {
-                *q = round_even(iscale * x).min(127.0) as i8;
-            }
-            for (j, s) in out.bsums.iter_mut().enumerate() {
-                *s = out.qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();
-            }
-            out.d = 1.0 / iscale;
-            out
+            let _ = simd;
+            q8k_block(b)
         })
         .collect()
+}
+
+/// One block of 256 to Q8_K, as llama.cpp's `quantize_row_q8_K` does it.
+fn q8k_block(b: &[f32]) -> Q8K {
+    let mut max = 0f32;
+    let mut amax = 0f32;
+    for &x in b {
+        if x.abs() > amax {
+            amax = x.abs();
+            max = x;
+        }
+    }
+    let mut out = Q8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        bsums: [0; QK_K / 16],
+    };
+    if amax == 0.0 {
+        return out;
+    }
+    let iscale = -127.0 / max;
+    for (q, &x) in out.qs.iter_mut().zip(b) {
+        *q = round_even(iscale * x).min(127.0) as i8;
+    }
+    for (j, s) in out.bsums.iter_mut().enumerate() {
+        *s = out.qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();
+    }
+    out.d = 1.0 / iscale;
+    out
 }
 
 impl ActivationBlock for BlockQ8K {
