@@ -444,12 +444,21 @@ fn by_features(out: usize, rows: usize, compute: impl Fn(usize, &mut [f32]) + Sy
         static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let target = Scatter(ys.as_mut_ptr());
+    #[cfg(target_arch = "x86_64")]
+    let simd = simd_enabled();
     pool.run(out.div_ceil(cols), &|task| {
         let first = task * cols;
         let n = cols.min(out - first);
         BLOCK.with_borrow_mut(|block| {
             block.resize(n * rows, 0.0);
             compute(first, block);
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: AVX2 checked; this task alone owns features first..first + n of
+                // every row, and `ys` outlives the pool run.
+                unsafe { x86::scatter(block, n, rows, target.at(first), out) };
+                return;
+            }
             for r in 0..rows {
                 for c in 0..n {
                     // SAFETY: this task alone owns features first..first + n of every row,

@@ -295,6 +295,75 @@ pub(crate) unsafe fn dot_rows<W: Tile>(
     }
 }
 
+/// Copies a task's feature-major block (`n` features of `rows` values) into the product's
+/// row-major result: `dst[r * out + c] = block[c * rows + r]`, with `dst` at the task's
+/// first feature. Eight-by-eight tiles are transposed in registers, the rest element by
+/// element.
+///
+/// # Safety
+/// The CPU must have AVX2; `dst` must be valid for writes at every `r * out + c` with
+/// `r < rows`, `c < n`, and `block` must hold `n * rows` values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn scatter(block: &[f32], n: usize, rows: usize, dst: *mut f32, out: usize) {
+    assert!(block.len() >= n * rows);
+    let src = block.as_ptr();
+    let mut r = 0;
+    while r + 8 <= rows {
+        let mut c = 0;
+        while c + 8 <= n {
+            let mut v = [_mm256_setzero_ps(); 8];
+            for (k, v) in v.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(src.add((c + k) * rows + r));
+            }
+            transpose8(&mut v);
+            for (k, v) in v.iter().enumerate() {
+                _mm256_storeu_ps(dst.add((r + k) * out + c), *v);
+            }
+            c += 8;
+        }
+        for cc in c..n {
+            for k in r..r + 8 {
+                *dst.add(k * out + cc) = *src.add(cc * rows + k);
+            }
+        }
+        r += 8;
+    }
+    for rr in r..rows {
+        for c in 0..n {
+            *dst.add(rr * out + c) = *src.add(c * rows + rr);
+        }
+    }
+}
+
+/// Transposes an 8×8 tile held as eight row vectors.
+#[inline(always)]
+unsafe fn transpose8(v: &mut [__m256; 8]) {
+    let t0 = _mm256_unpacklo_ps(v[0], v[1]);
+    let t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    let t2 = _mm256_unpacklo_ps(v[2], v[3]);
+    let t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    let t4 = _mm256_unpacklo_ps(v[4], v[5]);
+    let t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    let t6 = _mm256_unpacklo_ps(v[6], v[7]);
+    let t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    v[0] = _mm256_permute2f128_ps::<0x20>(u0, u4);
+    v[1] = _mm256_permute2f128_ps::<0x20>(u1, u5);
+    v[2] = _mm256_permute2f128_ps::<0x20>(u2, u6);
+    v[3] = _mm256_permute2f128_ps::<0x20>(u3, u7);
+    v[4] = _mm256_permute2f128_ps::<0x31>(u0, u4);
+    v[5] = _mm256_permute2f128_ps::<0x31>(u1, u5);
+    v[6] = _mm256_permute2f128_ps::<0x31>(u2, u6);
+    v[7] = _mm256_permute2f128_ps::<0x31>(u3, u7);
+}
+
 // ---------------------------------------------------------------- shared helpers
 
 #[inline]
@@ -1272,6 +1341,31 @@ mod tests {
         // candle's block dot products are llama.cpp's AVX2 code (built for x86-64-v3).
         k_tiles_match::<Q4KW, BlockQ4K>(GgmlDType::Q4K);
         k_tiles_match::<Q6KW, BlockQ6K>(GgmlDType::Q6K);
+    }
+
+    #[test]
+    fn scatter_transposes_every_element() {
+        if !levels().contains(&Level::Avx2) {
+            return;
+        }
+        let mut seed = 9u64;
+        for (n, rows) in [(16, 32), (16, 13), (5, 8), (11, 21), (8, 1), (3, 3)] {
+            let out = n + 7;
+            let block: Vec<f32> = (0..n * rows).map(|_| lcg(&mut seed)).collect();
+            let mut dst = vec![f32::NAN; rows * out];
+            // SAFETY: AVX2 checked; `dst` holds `rows` rows of `out ≥ 2 + n`.
+            unsafe { scatter(&block, n, rows, dst.as_mut_ptr().add(2), out) };
+            for r in 0..rows {
+                for c in 0..out {
+                    let want = if (2..2 + n).contains(&c) {
+                        block[(c - 2) * rows + r].to_bits()
+                    } else {
+                        f32::NAN.to_bits()
+                    };
+                    assert_eq!(dst[r * out + c].to_bits(), want, "{n}x{rows} at {r},{c}");
+                }
+            }
+        }
     }
 
     #[test]
