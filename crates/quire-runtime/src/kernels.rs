@@ -145,14 +145,16 @@ impl ActivationBlock for BlockQ8_1 {
 
 /// Our activation blocks, with their scales widened to f32 once per matrix product.
 #[cfg(target_arch = "x86_64")]
-pub(crate) trait TileAct: Sized {
+pub(crate) trait TileAct: Sized + Sync {
     fn quantize(xs: &[f32]) -> Vec<Self>;
     /// `d` per block, and `s` per block where the type has it.
     fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>);
-    /// The quants biased to unsigned (`q + 128`) in pieces of 32, for the VNNI tiles of
-    /// signed weights; empty where none uses them.
-    fn biased(_blocks: &[Self]) -> Vec<[u8; QK8]> {
-        Vec::new()
+    /// Pieces of 32 quants per block.
+    const PIECES: usize = 1;
+    /// Writes the quants biased to unsigned (`q + 128`), `PIECES` per block, for the VNNI
+    /// tiles of signed weights. Only the types such tiles read implement it.
+    fn bias_into(_blocks: &[Self], _out: &mut [[u8; QK8]]) {
+        unimplemented!("no tile reads these activations biased")
     }
 }
 
@@ -164,11 +166,10 @@ impl TileAct for Q8_0 {
     fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>) {
         (blocks.iter().map(|b| b.d.to_f32()).collect(), Vec::new())
     }
-    fn biased(blocks: &[Self]) -> Vec<[u8; QK8]> {
-        blocks
-            .iter()
-            .map(|b| b.qs.map(|q| (q as u8) ^ 0x80))
-            .collect()
+    fn bias_into(blocks: &[Self], out: &mut [[u8; QK8]]) {
+        for (o, b) in out.iter_mut().zip(blocks) {
+            *o = b.qs.map(|q| (q as u8) ^ 0x80);
+        }
     }
 }
 
@@ -246,13 +247,12 @@ impl TileAct for Q8K {
     fn scales(blocks: &[Self]) -> (Vec<f32>, Vec<f32>) {
         (blocks.iter().map(|b| b.d).collect(), Vec::new())
     }
-    /// Eight 32-quant pieces per block.
-    fn biased(blocks: &[Self]) -> Vec<[u8; QK8]> {
-        blocks
-            .iter()
-            .flat_map(|b| b.qs.chunks_exact(QK8))
-            .map(|c| std::array::from_fn(|k| (c[k] as u8) ^ 0x80))
-            .collect()
+    const PIECES: usize = QK_K / QK8;
+    fn bias_into(blocks: &[Self], out: &mut [[u8; QK8]]) {
+        let pieces = blocks.iter().flat_map(|b| b.qs.chunks_exact(QK8));
+        for (o, c) in out.iter_mut().zip(pieces) {
+            *o = std::array::from_fn(|k| (c[k] as u8) ^ 0x80);
+        }
     }
 }
 
@@ -434,16 +434,21 @@ fn quantize_rows<A: TileAct + Send>(xs: &[f32], rows: usize) -> Vec<A> {
 fn by_features(out: usize, rows: usize, compute: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     let pool = crate::pool::global();
     let cols = task_cols(out, rows, pool.threads());
-    let mut ys = vec![0f32; out * rows];
     if rows == 1 {
+        let mut ys = vec![0f32; out];
         pool.chunks_mut(&mut ys, cols, |chunk, dst| compute(chunk * cols, dst));
         return ys;
     }
+    // Every element is written by exactly one task below, so the result starts
+    // uninitialized: zeroing its megabytes first was a serial step of every product.
+    let mut ys: Vec<std::mem::MaybeUninit<f32>> = Vec::with_capacity(out * rows);
+    // SAFETY: `MaybeUninit` needs no initialization.
+    unsafe { ys.set_len(out * rows) };
     thread_local! {
         /// A task's feature-major block, reused from product to product.
         static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let target = Scatter(ys.as_mut_ptr());
+    let target = Scatter(ys.as_mut_ptr() as *mut f32);
     #[cfg(target_arch = "x86_64")]
     let simd = simd_enabled();
     pool.run(out.div_ceil(cols), &|task| {
@@ -468,7 +473,10 @@ fn by_features(out: usize, rows: usize, compute: impl Fn(usize, &mut [f32]) + Sy
             }
         });
     });
-    ys
+    // SAFETY: the tasks have written all `out × rows` elements (task t owns features
+    // t·cols.. of every row, and the tasks cover 0..out); f32 has MaybeUninit<f32>'s layout.
+    let mut ys = std::mem::ManuallyDrop::new(ys);
+    unsafe { Vec::from_raw_parts(ys.as_mut_ptr() as *mut f32, ys.len(), ys.capacity()) }
 }
 
 /// The result of a product, written by many tasks at disjoint indices.

@@ -145,7 +145,13 @@ impl<'a, A: super::TileAct> Acts<'a, A> {
             (Vec::new(), Vec::new())
         };
         let biased = if level == Level::Avx512Vnni && W::BIASED {
-            A::biased(blocks)
+            // Across the pool: a prefill's activations are megabytes.
+            const BLOCKS: usize = 512;
+            let mut v = vec![[0u8; QK8]; blocks.len() * A::PIECES];
+            crate::pool::global().chunks_mut(&mut v, BLOCKS * A::PIECES, |i, out| {
+                A::bias_into(&blocks[i * BLOCKS..][..out.len() / A::PIECES], out)
+            });
+            v
         } else {
             Vec::new()
         };

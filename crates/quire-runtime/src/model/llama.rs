@@ -129,9 +129,11 @@ impl Linear {
     fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let mut y = self.weight.forward_rows(x, rows)?;
         if let Some(b) = &self.bias {
-            for row in y.chunks_exact_mut(b.len()) {
-                row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
-            }
+            crate::pool::global().chunks_mut(&mut y, ROWS * b.len(), |_, part| {
+                for row in part.chunks_exact_mut(b.len()) {
+                    row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
+                }
+            });
         }
         Ok(y)
     }
@@ -270,8 +272,17 @@ fn swiglu(g: &mut [f32], u: &[f32]) {
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {
-    x.iter_mut().zip(y).for_each(|(a, &b)| *a += b);
+    const CHUNK: usize = 16 * 1024;
+    crate::pool::global().chunks_mut(x, CHUNK, |i, x| {
+        x.iter_mut()
+            .zip(&y[i * CHUNK..])
+            .for_each(|(a, &b)| *a += b);
+    });
 }
+
+/// Rows per pool task for the element-wise steps between products (residual adds, biases,
+/// RoPE, RMSNorm): a prefill's rows would otherwise go one thread at a time.
+const ROWS: usize = 16;
 
 /// `x`: `[seq][embd]` (normalized) → the attention block's output, `[seq][embd]`.
 fn attention(
@@ -326,23 +337,28 @@ impl RopeTables {
     fn apply(&self, cfg: &Config, x: &mut [f32], n_heads: usize, pos: usize) {
         let hd = cfg.head_dim;
         let half = hd / 2;
-        for (i, row) in x.chunks_exact_mut(n_heads * hd).enumerate() {
-            let c = &self.cos[(pos + i) * half..][..half];
-            let s = &self.sin[(pos + i) * half..][..half];
-            for head in row.chunks_exact_mut(hd) {
-                for k in 0..half {
-                    // NEOX pairs element k with k + half; the original layout pairs neighbours.
-                    let (a, b) = if cfg.rope_neox {
-                        (k, k + half)
-                    } else {
-                        (2 * k, 2 * k + 1)
-                    };
-                    let (x0, x1) = (head[a], head[b]);
-                    head[a] = x0 * c[k] - x1 * s[k];
-                    head[b] = x0 * s[k] + x1 * c[k];
+        let width = n_heads * hd;
+        crate::pool::global().chunks_mut(x, ROWS * width, |t, part| {
+            for (j, row) in part.chunks_exact_mut(width).enumerate() {
+                let i = t * ROWS + j;
+                let c = &self.cos[(pos + i) * half..][..half];
+                let s = &self.sin[(pos + i) * half..][..half];
+                for head in row.chunks_exact_mut(hd) {
+                    for k in 0..half {
+                        // NEOX pairs element k with k + half; the original layout pairs
+                        // neighbours.
+                        let (a, b) = if cfg.rope_neox {
+                            (k, k + half)
+                        } else {
+                            (2 * k, 2 * k + 1)
+                        };
+                        let (x0, x1) = (head[a], head[b]);
+                        head[a] = x0 * c[k] - x1 * s[k];
+                        head[b] = x0 * s[k] + x1 * c[k];
+                    }
                 }
             }
-        }
+        });
     }
 }
 
@@ -463,13 +479,18 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
             super::attn::attend(&head, &qrow, n, scale, &mut scores, &mut acc, dst);
         }
     });
+    // Back to `[seq][n_head][hd]`, a row group per pool task.
     let mut y = vec![0f32; seq * n_head * hd];
-    for (t, out_t) in out.chunks_exact(block * hd).enumerate() {
-        let (h, b) = (t % n_head, n_blocks - 1 - t / n_head);
-        for (i, src) in (b * block..((b + 1) * block).min(seq)).zip(out_t.chunks_exact(hd)) {
-            y[(i * n_head + h) * hd..][..hd].copy_from_slice(src);
+    crate::pool::global().chunks_mut(&mut y, ROWS * n_head * hd, |g, part| {
+        for (j, row) in part.chunks_exact_mut(n_head * hd).enumerate() {
+            let i = g * ROWS + j;
+            let (b, r) = (i / block, i % block);
+            for (h, dst) in row.chunks_exact_mut(hd).enumerate() {
+                let t = (n_blocks - 1 - b) * n_head + h;
+                dst.copy_from_slice(&out[(t * block + r) * hd..][..hd]);
+            }
         }
-    }
+    });
     y
 }
 
