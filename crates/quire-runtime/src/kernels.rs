@@ -61,6 +61,14 @@ pub(crate) struct Q8K {
     pub(crate) qs: [i8; QK_K],
     pub(crate) bsums: [i16; QK_K / 16],
 }
+impl Q8K {
+    /// The block of an all-zero input: scale 0, no quants.
+    pub(crate) const ZERO: Self = Self {
+        d: 0.0,
+        qs: [0; QK_K],
+        bsums: [0; QK_K / 16],
+    };
+}
 const _: () = assert!(std::mem::size_of::<Q8_0>() == std::mem::size_of::<BlockQ8_0>());
 const _: () = assert!(std::mem::size_of::<Q8_1>() == std::mem::size_of::<BlockQ8_1>());
 const _: () = assert!(std::mem::size_of::<Q8K>() == std::mem::size_of::<BlockQ8K>());
@@ -95,6 +103,7 @@ fn q8_block(block: &[f32]) -> (f32, [i8; QK8], i32) {
 
 /// [`q8_block`] for each block of `xs`, eight lanes at a time where the CPU allows.
 fn q8_blocks(xs: &[f32]) -> impl Iterator<Item = (f32, [i8; QK8], i32)> + '_ {
+    #[cfg(target_arch = "x86_64")]
     let simd = simd_enabled();
     xs.chunks_exact(QK8).map(move |b| {
         #[cfg(target_arch = "x86_64")]
@@ -102,7 +111,6 @@ fn q8_blocks(xs: &[f32]) -> impl Iterator<Item = (f32, [i8; QK8], i32)> + '_ {
             // SAFETY: `simd_enabled` checked AVX2; the chunk holds 32 values.
             return unsafe { quant::q8_block(b) };
         }
-        let _ = simd;
         q8_block(b)
     })
 }
@@ -189,6 +197,7 @@ impl TileAct for Q8_1 {
 /// Activations to Q8_K as llama.cpp's `quantize_row_q8_K` does: the scale from the
 /// signed value of largest magnitude, and sums of each 16 quants.
 pub(crate) fn quantize_q8k(xs: &[f32]) -> Vec<Q8K> {
+    #[cfg(target_arch = "x86_64")]
     let simd = simd_enabled();
     xs.chunks_exact(QK_K)
         .map(|b| {
@@ -197,7 +206,6 @@ pub(crate) fn quantize_q8k(xs: &[f32]) -> Vec<Q8K> {
                 // SAFETY: `simd_enabled` checked AVX2; the chunk holds 256 values.
                 return unsafe { quant::q8k_block(b) };
             }
-            let _ = simd;
             q8k_block(b)
         })
         .collect()
@@ -213,11 +221,7 @@ fn q8k_block(b: &[f32]) -> Q8K {
             max = x;
         }
     }
-    let mut out = Q8K {
-        d: 0.0,
-        qs: [0; QK_K],
-        bsums: [0; QK_K / 16],
-    };
+    let mut out = Q8K::ZERO;
     if amax == 0.0 {
         return out;
     }

@@ -37,6 +37,14 @@ unsafe fn pack32(q: &[__m256i; 4], out: *mut i8) {
     _mm256_storeu_si256(out as *mut __m256i, p);
 }
 
+/// The sum of eight i32 lanes.
+#[inline(always)]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let mut lanes = [0i32; 8];
+    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, v);
+    lanes.iter().sum()
+}
+
 #[inline(always)]
 unsafe fn round8(x: __m256) -> __m256 {
     _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x)
@@ -70,11 +78,9 @@ pub(crate) unsafe fn q8_block(block: &[f32]) -> (f32, [i8; QK8], i32) {
         *q = _mm256_cvtps_epi32(r);
     }
     let s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-    let mut lanes = [0i32; 8];
-    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s);
     let mut qs = [0i8; QK8];
     pack32(&q, qs.as_mut_ptr());
-    (d, qs, lanes.iter().sum())
+    (d, qs, hsum_i32(s))
 }
 
 /// [`super::q8k_block`]: one block of 256 to Q8_K.
@@ -90,11 +96,7 @@ pub(crate) unsafe fn q8k_block(block: &[f32]) -> Q8K {
         m = _mm256_max_ps(abs8(_mm256_loadu_ps(p.add(8 * k))), m);
     }
     let amax = hmax8(m);
-    let mut out = Q8K {
-        d: 0.0,
-        qs: [0; QK_K],
-        bsums: [0; QK_K / 16],
-    };
+    let mut out = Q8K::ZERO;
     if amax == 0.0 {
         return out;
     }
@@ -118,10 +120,7 @@ pub(crate) unsafe fn q8k_block(block: &[f32]) -> Q8K {
         }
         pack32(&q, out.qs.as_mut_ptr().add(QK8 * g));
         for h in 0..2 {
-            let s = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
-            let mut lanes = [0i32; 8];
-            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s);
-            out.bsums[2 * g + h] = lanes.iter().sum::<i32>() as i16;
+            out.bsums[2 * g + h] = hsum_i32(_mm256_add_epi32(q[2 * h], q[2 * h + 1])) as i16;
         }
     }
     out.d = 1.0 / iscale;

@@ -420,6 +420,16 @@ fn f(x: f16) -> f32 {
     x.to_f32()
 }
 
+/// Where each lane of a `vpdpbusd` sum starts when signed weights `qx` meet activations
+/// biased to unsigned (`y + 128`): −128·Σx over the lane's four bytes, which takes the bias
+/// back out, so the lane ends with the exact Σx·y. Needs AVX-512 VNNI and VL.
+#[inline(always)]
+unsafe fn unbias_start(qx: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let bias = _mm256_set1_epi8(0x80u8 as i8);
+    _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, qx))
+}
+
 // ---------------------------------------------------------------- the tiles
 
 /// Generates a tile for one weight type in both instruction-set variants. `$prep` unpacks a
@@ -440,16 +450,14 @@ macro_rules! tile {
         mod $name {
             use super::*;
 
-            /// Where each lane of a block's sum starts for weights `qx`: −128·Σx for signed
-            /// weights (their activations come biased by 128), else 0.
+            /// Where each lane of a block's sum starts for weights `qx`: [`unbias_start`]
+            /// for signed weights (their activations come biased by 128), else 0.
             #[inline(always)]
             unsafe fn lane_start(qx: __m256i) -> __m256i {
-                let zero = _mm256_setzero_si256();
                 if $signed {
-                    let bias = _mm256_set1_epi8(0x80u8 as i8);
-                    _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, qx))
+                    unbias_start(qx)
                 } else {
-                    zero
+                    _mm256_setzero_si256()
                 }
             }
 
@@ -812,14 +820,7 @@ mod q4_k {
                 for r in 0..R {
                     let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
                     let d = y.d * dw;
-                    let dmin = -y.d * mw;
-                    let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-                    let q8s = _mm_hadd_epi16(
-                        _mm256_extracti128_si256(q8sums, 0),
-                        _mm256_extracti128_si256(q8sums, 1),
-                    );
-                    let prod = _mm_madd_epi16(mins, q8s);
-                    acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
+                    acc_m[r] = add_mins(acc_m[r], mins, y, mw);
                     let q8 = y.qs.as_ptr() as *const __m256i;
                     let mut sumi = _mm256_setzero_si256();
                     for j in 0..4 {
@@ -834,11 +835,31 @@ mod q4_k {
                 }
             }
             for r in 0..R {
-                let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
-                let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-                out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
+                out[r] = finish(acc[r], acc_m[r]);
             }
         }
+    }
+
+    /// Adds a block's mins term for activation row `y` to `acc_m`: −d_y·dmin times the
+    /// mins against the activation's sums of 16, four lanes.
+    #[inline(always)]
+    unsafe fn add_mins(acc_m: __m128, mins: __m128i, y: &Q8K, mw: f32) -> __m128 {
+        let dmin = -y.d * mw;
+        let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+        let q8s = _mm_hadd_epi16(
+            _mm256_extracti128_si256(q8sums, 0),
+            _mm256_extracti128_si256(q8sums, 1),
+        );
+        let prod = _mm_madd_epi16(mins, q8s);
+        _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m)
+    }
+
+    /// A row's result: its eight block-sum lanes plus its four mins lanes.
+    #[inline(always)]
+    unsafe fn finish(acc: __m256, acc_m: __m128) -> f32 {
+        let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        hsum_float_8(acc) + _mm_cvtss_f32(m)
     }
 
     /// The eight 6-bit scales (bytes 0..8) and mins (bytes 8..16) of a block, as llama.cpp
@@ -904,14 +925,7 @@ mod q4_k {
                 for r in 0..R {
                     let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);
                     let d = y.d * dw;
-                    let dmin = -y.d * mw;
-                    let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-                    let q8s = _mm_hadd_epi16(
-                        _mm256_extracti128_si256(q8sums, 0),
-                        _mm256_extracti128_si256(q8sums, 1),
-                    );
-                    let prod = _mm_madd_epi16(mins, q8s);
-                    acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
+                    acc_m[r] = add_mins(acc_m[r], mins, y, mw);
                     let q8 = y.qs.as_ptr() as *const __m256i;
                     // Two chains of integer sums (exact, so the order does not matter).
                     let (mut sum_lo, mut sum_hi) = (zero, zero);
@@ -927,9 +941,7 @@ mod q4_k {
                 }
             }
             for r in 0..R {
-                let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
-                let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-                out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
+                out[r] = finish(acc[r], acc_m[r]);
             }
         }
     }
@@ -1039,7 +1051,6 @@ mod q6_k {
             out: &mut [f32],
         ) {
             let m32s = _mm256_set1_epi8(32);
-            let bias = _mm256_set1_epi8(0x80u8 as i8);
             let zero = _mm256_setzero_si256();
             let mut acc = [_mm256_setzero_ps(); R];
             for (i, b) in w.iter().enumerate() {
@@ -1048,7 +1059,7 @@ mod q6_k {
                 let mut sc = [zero; 8];
                 for k in 0..8 {
                     q[k] = _mm256_sub_epi8(q[k], m32s);
-                    start[k] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, q[k]));
+                    start[k] = unbias_start(q[k]);
                     // Lanes 0–3 take the first 16 values' scale, 4–7 the next; each in the
                     // lane's low half, 0 in its high half.
                     let s = |g: usize| b.scales[g] as i16 as u16 as i32;
@@ -1432,6 +1443,9 @@ mod speed {
         // In 32-value pieces, whatever the block size.
         let pairs = (out * rows * inp / QK8) as f64;
         for gemm in [false, true, false, true] {
+            if gemm && !W::has_gemm(level) {
+                continue;
+            }
             let mut best = f64::MAX;
             for _ in 0..200 {
                 let t0 = std::time::Instant::now();
@@ -1449,11 +1463,7 @@ mod speed {
                 std::hint::black_box(&o);
                 best = best.min(t0.elapsed().as_secs_f64());
             }
-            let kind = if gemm && W::has_gemm(level) {
-                "register tiles"
-            } else {
-                "row tiles"
-            };
+            let kind = if gemm { "register tiles" } else { "row tiles" };
             eprintln!(
                 "{name} {level:?} {kind}: {:.3} ns per 32 values",
                 best * 1e9 / pairs

@@ -87,7 +87,6 @@ impl RmsNorm {
         let n = self.weight.len();
         let mut y = vec![0f32; x.len()];
         // Rows in groups across the pool (a prefill's are thousands of values each).
-        const ROWS: usize = 16;
         crate::pool::global().chunks_mut(&mut y, ROWS * n, |i, y| {
             let x = &x[i * ROWS * n..][..y.len()];
             for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
