@@ -4,7 +4,10 @@
 use std::arch::x86_64::*;
 
 /// −0x1.9fe368p6: below it glibc's `expf` returns 0 without the polynomial.
-pub(crate) const UNDERFLOW: f32 = f32::from_bits(0xc2cff1b4);
+const UNDERFLOW: f32 = f32::from_bits(0xc2cff1b4);
+
+/// 0x1.62e42ep6: above it glibc's `expf` returns +∞.
+const OVERFLOW: f32 = f32::from_bits(0x42b17218);
 
 /// glibc's `expf` (Arm's optimized-routines algorithm) four lanes at a time: the same
 /// double-precision operations in the same order and the same table, so the same bits
@@ -62,9 +65,11 @@ pub(crate) unsafe fn expf4(x: __m128) -> __m128 {
     let y = _mm256_fmadd_pd(c(0x3f962e42ff0c52d6), r, _mm256_set1_pd(1.0));
     let y = _mm256_mul_pd(_mm256_fmadd_pd(p, r2, y), s);
     let out = _mm256_cvtpd_ps(y);
-    // Below the underflow edge (and at −∞) the result is 0.
+    // Below the underflow edge (and at −∞) the result is 0; above the overflow edge
+    // (where the table's exponent would wrap) +∞.
     let under = _mm_cmp_ps::<_CMP_LT_OQ>(x, _mm_set1_ps(UNDERFLOW));
-    _mm_andnot_ps(under, out)
+    let over = _mm_cmp_ps::<_CMP_GT_OQ>(x, _mm_set1_ps(OVERFLOW));
+    _mm_blendv_ps(_mm_andnot_ps(under, out), _mm_set1_ps(f32::INFINITY), over)
 }
 
 /// [`expf4`] on eight lanes.
@@ -134,6 +139,19 @@ mod tests {
             f32::from_bits(edge.to_bits() + 1),
         ]);
         xs.extend([0.0, -0.0, f32::NEG_INFINITY, -87.33655, -88.72284]);
+        // The overflow edge and beyond (SwiGLU takes expf(−g) of any gate value): glibc
+        // gives +∞ above it.
+        let over = OVERFLOW;
+        xs.extend([
+            over,
+            f32::from_bits(over.to_bits() - 1),
+            f32::from_bits(over.to_bits() + 1),
+            100.0,
+            700.0,
+            1e4,
+            3e38,
+            f32::INFINITY,
+        ]);
         while !xs.len().is_multiple_of(8) {
             xs.push(-1.0);
         }
@@ -165,7 +183,9 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((seed >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 40.0
         };
-        let g: Vec<f32> = (0..1003).map(|_| rnd()).collect();
+        let mut g: Vec<f32> = (0..1003).map(|_| rnd()).collect();
+        // Gates far out on both sides, where expf(−g) overflows or underflows.
+        g[..6].copy_from_slice(&[-1e4, -500.0, -89.0, 89.0, 500.0, 1e4]);
         let u: Vec<f32> = (0..1003).map(|_| rnd()).collect();
         let want: Vec<f32> = g
             .iter()
