@@ -8,6 +8,7 @@ use std::sync::Arc;
 use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 
+use super::attn::KB;
 use crate::kernels::QLinear;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -361,15 +362,16 @@ impl RopeTables {
     }
 }
 
-/// One layer's keys and values in f16. K is kept transposed per KV head
-/// (`[kv_head][dim][position]`, rows of `cap` positions) so that attention scores many keys
-/// per load; V is position-major (`[position][kv_head][dim]`). Capacity doubles as tokens
-/// arrive, up to the context window, so memory follows the sequence actually used.
+/// One layer's keys and values in f16, in blocks of [`KB`] positions (see
+/// [`super::attn`]): K transposed within each block (`[block][kv_head][dim][position]`) so
+/// that attention scores many keys per load, V position-major
+/// (`[block][kv_head][position][dim]`). Blocks are added as tokens arrive, capacity
+/// doubling up to the context window, so memory follows the sequence actually used and a
+/// new block never moves the old ones' layout.
 struct KvCache {
-    k_t: Vec<f16>,
+    k: Vec<f16>,
     v: Vec<f16>,
     len: usize,
-    cap: usize,
     n_kv: usize,
     hd: usize,
     /// The context window: capacity never grows past it.
@@ -379,10 +381,9 @@ struct KvCache {
 impl KvCache {
     fn new(n_kv: usize, hd: usize, max: usize) -> Self {
         Self {
-            k_t: Vec::new(),
+            k: Vec::new(),
             v: Vec::new(),
             len: 0,
-            cap: 0,
             n_kv,
             hd,
             max,
@@ -393,43 +394,70 @@ impl KvCache {
         self.len
     }
 
+    /// Halves per block, for K and for V alike.
+    fn block_len(&self) -> usize {
+        self.n_kv * self.hd * KB
+    }
+
     fn clear(&mut self) {
         self.len = 0;
-        self.v.clear();
     }
 
     /// Keeps the first `len` positions (the rest are overwritten by the next append).
     fn truncate(&mut self, len: usize) {
-        if len < self.len {
-            self.len = len;
-            self.v.truncate(len * self.n_kv * self.hd);
-        }
+        self.len = self.len.min(len);
     }
 
     /// `k`, `v`: `[seq][n_kv][hd]`, K after RoPE.
     fn append(&mut self, k: &[f32], v: &[f32]) {
-        let width = self.n_kv * self.hd;
+        let (n_kv, hd) = (self.n_kv, self.hd);
+        let width = n_kv * hd;
         let seq = k.len() / width;
-        if self.len + seq > self.cap {
-            let cap = (2 * self.cap).max(64).min(self.max).max(self.len + seq);
-            let mut k_t = vec![f16::ZERO; width * cap];
-            for (row, old) in self.k_t.chunks_exact(self.cap.max(1)).enumerate() {
-                k_t[row * cap..][..self.len].copy_from_slice(&old[..self.len]);
+        let bl = self.block_len();
+        let need = (self.len + seq).div_ceil(KB) * bl;
+        if need > self.k.len() {
+            if need > self.k.capacity() {
+                let cap = (2 * self.k.capacity())
+                    .min(self.max.div_ceil(KB) * bl)
+                    .max(need);
+                self.k.reserve_exact(cap - self.k.len());
+                self.v.reserve_exact(cap - self.v.len());
             }
-            self.k_t = k_t;
-            self.cap = cap;
+            self.k.resize(need, f16::ZERO);
+            self.v.resize(need, f16::ZERO);
         }
-        for (i, krow) in k.chunks_exact(width).enumerate() {
-            for (c, &x) in krow.iter().enumerate() {
-                self.k_t[c * self.cap + self.len + i] = f16::from_f32(x);
+        // Blocks touched by the new positions, one (block, KV head) per pool task.
+        let first = self.len / KB;
+        let len = self.len;
+        let per = KB * hd;
+        // A decode's one position is not worth a pool run.
+        let each = |data: &mut [f16], f: &(dyn Fn(usize, &mut [f16]) + Sync)| {
+            if seq < ROWS {
+                data.chunks_mut(per).enumerate().for_each(|(t, c)| f(t, c));
+            } else {
+                crate::pool::global().chunks_mut(data, per, f);
             }
-        }
-        let start = self.v.len();
-        if self.v.capacity() < width * self.cap {
-            self.v.reserve_exact(width * self.cap - start);
-        }
-        self.v.resize(start + v.len(), f16::ZERO);
-        self.v[start..].convert_from_f32_slice(v);
+        };
+        each(&mut self.k[first * bl..need], &|t, kb| {
+            let (b, h) = (first + t / n_kv, t % n_kv);
+            let lo = (b * KB).max(len);
+            let hi = ((b + 1) * KB).min(len + seq);
+            for p in lo..hi {
+                let row = &k[(p - len) * width + h * hd..][..hd];
+                for (d, &x) in row.iter().enumerate() {
+                    kb[d * KB + p % KB] = f16::from_f32(x);
+                }
+            }
+        });
+        each(&mut self.v[first * bl..need], &|t, vb| {
+            let (b, h) = (first + t / n_kv, t % n_kv);
+            let lo = (b * KB).max(len);
+            let hi = ((b + 1) * KB).min(len + seq);
+            for p in lo..hi {
+                let row = &v[(p - len) * width + h * hd..][..hd];
+                vb[(p % KB) * hd..][..hd].convert_from_f32_slice(row);
+            }
+        });
         self.len += seq;
     }
 }
@@ -439,9 +467,8 @@ impl KvCache {
 /// f16. `q` is `[seq][n_head][hd]`; query `i` sits at position `pos + i` and sees keys
 /// `0..=pos + i`. Returns `[seq][n_head][hd]`.
 ///
-/// Scores are computed for all keys at once with K transposed (`[dim][key]`): each score is
-/// still summed over `dim` in order, so the result is bit-identical to one dot per key, but
-/// the work vectorizes across keys instead of waiting on one long chain of additions.
+/// A prefill task takes a block of query rows for every query head that shares one KV
+/// head, so each cache block is read once for all of them (see [`super::attn`]).
 fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache) -> Vec<f32> {
     let hd = cfg.head_dim;
     let n_kv = cfg.n_kv_head;
@@ -449,44 +476,55 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
     let n_rep = n_head / n_kv;
     let total = kv.len();
     let scale = 1.0 / (hd as f32).sqrt();
-    // Tasks: one head and a block of query rows, the later (longer) blocks handed out
-    // first so that the causal triangle's work spreads evenly.
+    // Tasks: a group of heads and a block of query rows, the later (longer) blocks handed
+    // out first so that the causal triangle's work spreads evenly. A few rows (decode)
+    // take one head per task, so that the pool still has a task per head to share out.
     let block = seq.min(ROW_BLOCK);
     let n_blocks = seq.div_ceil(block);
-    let mut out = vec![0f32; n_head * n_blocks * block * hd];
-    crate::pool::global().chunks_mut(&mut out, block * hd, |t, out_t| {
-        let (h, b) = (t % n_head, n_blocks - 1 - t / n_head);
-        let kvh = h / n_rep;
+    let hpt = if n_blocks >= 4 { n_rep } else { 1 };
+    let n_groups = n_head / hpt;
+    let task = hpt * block * hd;
+    let mut out = vec![0f32; n_groups * n_blocks * task];
+    crate::pool::global().chunks_mut(&mut out, task, |t, out_t| {
+        let (g, b) = (t % n_groups, n_blocks - 1 - t / n_groups);
         let head = super::attn::HeadKv {
-            k_t: &kv.k_t[kvh * hd * kv.cap..][..hd * kv.cap],
-            cap: kv.cap,
+            k: &kv.k,
             v: &kv.v,
             n_kv,
-            kvh,
+            kvh: g * hpt / n_rep,
             hd,
         };
-        let mut qrow = vec![0f32; hd];
-        let mut acc = vec![0f32; hd];
-        let mut scores = vec![0f32; total];
         let rows = b * block..((b + 1) * block).min(seq);
-        for (i, dst) in rows.zip(out_t.chunks_exact_mut(hd)) {
-            let src = &q[(i * n_head + h) * hd..][..hd];
-            qrow.iter_mut()
-                .zip(src)
-                .for_each(|(d, &x)| *d = f16::from_f32(x).to_f32());
-            let n = (pos + i + 1).min(total);
-            super::attn::attend(&head, &qrow, n, scale, &mut scores, &mut acc, dst);
+        let nq = hpt * rows.len();
+        // Queries `[head in group][row][hd]`, rounded to f16.
+        let mut qs = Vec::with_capacity(nq * hd);
+        let mut ns = Vec::with_capacity(nq);
+        for hh in 0..hpt {
+            let h = g * hpt + hh;
+            for i in rows.clone() {
+                let src = &q[(i * n_head + h) * hd..][..hd];
+                qs.extend(src.iter().map(|&x| f16::from_f32(x).to_f32()));
+                ns.push((pos + i + 1).min(total));
+            }
+        }
+        if rows.len() == block {
+            super::attn::attend(&head, &qs, &ns, scale, out_t);
+        } else {
+            // The last block is short: its results are packed at the front.
+            super::attn::attend(&head, &qs, &ns, scale, &mut out_t[..nq * hd]);
         }
     });
     // Back to `[seq][n_head][hd]`, a row group per pool task.
     let mut y = vec![0f32; seq * n_head * hd];
-    crate::pool::global().chunks_mut(&mut y, ROWS * n_head * hd, |g, part| {
+    crate::pool::global().chunks_mut(&mut y, ROWS * n_head * hd, |gr, part| {
         for (j, row) in part.chunks_exact_mut(n_head * hd).enumerate() {
-            let i = g * ROWS + j;
+            let i = gr * ROWS + j;
             let (b, r) = (i / block, i % block);
+            let rows_b = block.min(seq - b * block);
             for (h, dst) in row.chunks_exact_mut(hd).enumerate() {
-                let t = (n_blocks - 1 - b) * n_head + h;
-                dst.copy_from_slice(&out[(t * block + r) * hd..][..hd]);
+                let (g, hh) = (h / hpt, h % hpt);
+                let t = (n_blocks - 1 - b) * n_groups + g;
+                dst.copy_from_slice(&out[t * task + (hh * rows_b + r) * hd..][..hd]);
             }
         }
     });
