@@ -32,11 +32,11 @@ pub(super) struct HeadKv<'a> {
 }
 
 impl HeadKv<'_> {
-    fn k_block(&self, b: usize) -> &[f16] {
+    pub(super) fn k_block(&self, b: usize) -> &[f16] {
         &self.k[(b * self.n_kv + self.kvh) * self.hd * KB..][..self.hd * KB]
     }
 
-    fn v_block(&self, b: usize) -> &[f16] {
+    pub(super) fn v_block(&self, b: usize) -> &[f16] {
         &self.v[(b * self.n_kv + self.kvh) * KB * self.hd..][..KB * self.hd]
     }
 }

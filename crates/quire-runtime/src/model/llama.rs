@@ -533,3 +533,84 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
 
 /// Query rows per attention task.
 const ROW_BLOCK: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cache holds every appended position where attention reads it, across block
+    /// edges, appends of one and of many positions (serial and pooled), and a truncation
+    /// (a shared prompt prefix) followed by new positions over the old ones.
+    #[test]
+    fn the_kv_cache_keeps_each_position_in_its_block() {
+        let (n_kv, hd) = (3, 8);
+        let width = n_kv * hd;
+        let mut cache = KvCache::new(n_kv, hd, 4 * KB);
+        // What each position should hold: K and V rows, `[n_kv][hd]`.
+        let mut want: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+        let mut next = 0f32;
+        let mut rows = |n: usize| -> (Vec<f32>, Vec<f32>) {
+            // Distinct small integers: exact in f16.
+            let mut val = || {
+                next = (next + 1.0) % 2039.0;
+                next
+            };
+            let k = (0..n * width).map(|_| val()).collect();
+            let v = (0..n * width).map(|_| -val()).collect();
+            (k, v)
+        };
+        for step in [
+            ("append", 1),
+            ("append", 63),
+            ("append", 1),
+            ("append", 70),
+            ("truncate", 50),
+            ("append", 30),
+            ("append", 1),
+            ("append", 100),
+        ] {
+            match step {
+                ("truncate", n) => {
+                    cache.truncate(n);
+                    want.truncate(n);
+                }
+                (_, n) => {
+                    let (k, v) = rows(n);
+                    cache.append(&k, &v);
+                    for i in 0..n {
+                        want.push((
+                            k[i * width..][..width].to_vec(),
+                            v[i * width..][..width].to_vec(),
+                        ));
+                    }
+                }
+            }
+            assert_eq!(cache.len(), want.len());
+            for kvh in 0..n_kv {
+                let head = super::super::attn::HeadKv {
+                    k: &cache.k,
+                    v: &cache.v,
+                    n_kv,
+                    kvh,
+                    hd,
+                };
+                for (p, (k, v)) in want.iter().enumerate() {
+                    for d in 0..hd {
+                        let got_k = head.k_block(p / KB)[d * KB + p % KB].to_f32();
+                        let got_v = head.v_block(p / KB)[(p % KB) * hd + d].to_f32();
+                        assert_eq!(
+                            got_k,
+                            f16::from_f32(k[kvh * hd + d]).to_f32(),
+                            "K {p} {kvh} {d}"
+                        );
+                        assert_eq!(
+                            got_v,
+                            f16::from_f32(v[kvh * hd + d]).to_f32(),
+                            "V {p} {kvh} {d}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
