@@ -59,80 +59,41 @@ pub(super) fn attend(kv: &HeadKv, qs: &[f32], ns: &[usize], scale: f32, out: &mu
     let mut sum = vec![0f32; nq];
     // The running sums live in `out` until the end.
     out.iter_mut().for_each(|a| *a = 0.0);
+    let mut scores = [0f32; KB];
     let simd = simd_heads(hd);
-    let mut accs: Vec<&mut [f32]> = out.chunks_exact_mut(hd).collect();
-    let mut scores = [[0f32; KB]; GROUP];
     let n_blocks = ns.iter().max().map_or(0, |&n| n.div_ceil(KB));
-    let mut active = Vec::with_capacity(nq);
     for b in 0..n_blocks {
         let (kb, vb) = (kv.k_block(b), kv.v_block(b));
-        active.clear();
-        active.extend((0..nq).filter(|&i| ns[i] > b * KB));
-        #[cfg(target_arch = "x86_64")]
-        if simd {
-            for g in active.chunks(GROUP) {
-                let group = Group {
-                    members: g,
-                    first: b * KB,
-                    ns,
-                    qs,
-                };
-                // SAFETY: the CPU has AVX2, FMA and F16C (checked by `simd_heads`); slice
-                // bounds are checked by the callee's indexing.
-                unsafe {
-                    x86::group(
-                        kb,
-                        vb,
-                        hd,
-                        &group,
-                        scale,
-                        &mut m,
-                        &mut sum,
-                        &mut accs,
-                        &mut scores,
-                    )
-                };
+        for (i, ((q, acc), &n)) in qs
+            .chunks_exact(hd)
+            .zip(out.chunks_exact_mut(hd))
+            .zip(ns)
+            .enumerate()
+        {
+            if n <= b * KB {
+                continue;
             }
-            continue;
-        }
-        let _ = simd;
-        for &i in &active {
+            let len = (n - b * KB).min(KB);
             let run = Running {
                 m: &mut m[i],
                 sum: &mut sum[i],
-                acc: &mut *accs[i],
+                acc,
             };
-            let len = (ns[i] - b * KB).min(KB);
-            block(
-                kb,
-                vb,
-                hd,
-                &qs[i * hd..][..hd],
-                len,
-                scale,
-                &mut scores[0],
-                run,
-            );
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU has AVX2, FMA and F16C (checked by `simd_heads`); slice
+                // bounds are checked by the callee's indexing.
+                unsafe { x86::block(kb, vb, hd, q, len, scale, &mut scores, run) };
+                continue;
+            }
+            let _ = simd;
+            block(kb, vb, hd, q, len, scale, &mut scores, run);
         }
     }
-    for (acc, s) in accs.into_iter().zip(&sum) {
+    for (acc, s) in out.chunks_exact_mut(hd).zip(&sum) {
         let inv = 1.0 / s;
         acc.iter_mut().for_each(|a| *a *= inv);
     }
-}
-
-/// Queries whose sums of V the vector path advances together over a block's keys:
-/// independent chains of f16 roundings for the core to overlap, and each value row read
-/// once for all of them.
-const GROUP: usize = 3;
-
-/// Up to [`GROUP`] queries (indices into `ns`, `qs`) at the block starting at key `first`.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-struct Group<'a> {
-    members: &'a [usize],
-    first: usize,
-    ns: &'a [usize],
-    qs: &'a [f32],
 }
 
 /// Whether the vector path takes heads of `hd` dimensions (its running sum is held in
@@ -140,7 +101,7 @@ struct Group<'a> {
 fn simd_heads(hd: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        hd.is_multiple_of(32) && hd <= 256 && crate::kernels::simd_enabled()
+        matches!(hd, 32 | 64 | 96 | 128) && crate::kernels::simd_enabled()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -201,7 +162,7 @@ fn softmax_step(s: f32, m: &mut f32) -> (f32, f32) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Group, GROUP, KB};
+    use super::{Running, KB};
     use half::f16;
     use std::arch::x86_64::*;
 
@@ -216,124 +177,55 @@ mod x86 {
         _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x))
     }
 
-    /// [`super::block`] for a group of queries, eight lanes at a time, for heads of a
-    /// multiple of 32 dimensions.
+    /// [`super::block`] eight lanes at a time, for heads of 32, 64, 96 or 128 dimensions.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn group(
+    pub(super) unsafe fn block(
         kb: &[f16],
         vb: &[f16],
         hd: usize,
-        g: &Group,
+        q: &[f32],
+        len: usize,
         scale: f32,
-        m: &mut [f32],
-        sum: &mut [f32],
-        accs: &mut [&mut [f32]],
-        scores: &mut [[f32; KB]; GROUP],
+        scores: &mut [f32; KB],
+        run: Running,
     ) {
-        let mm = g.members;
-        let mut lens = [0usize; GROUP];
-        for (len, &i) in lens.iter_mut().zip(mm) {
-            *len = (g.ns[i] - g.first).min(KB);
-        }
-        let lanes = lens.iter().max().map_or(0, |l| l.div_ceil(8));
-        let q = |slot: usize| &g.qs[mm[slot] * hd..][..hd];
-        match mm.len() {
-            3 => {
-                let [a, b, c] = scores;
-                dots::<3>(kb, [q(0), q(1), q(2)], lanes, [a, b, c]);
-            }
-            2 => {
-                let [a, b, _] = scores;
-                dots::<2>(kb, [q(0), q(1)], lanes, [a, b]);
-            }
-            _ => dots::<1>(kb, [q(0)], lanes, [&mut scores[0]]),
-        }
-        for (slot, &i) in mm.iter().enumerate() {
-            factors(&mut scores[slot], lens[slot], scale, &mut m[i]);
-        }
-        // The softmax denominators, `s·ms + vs` per key: each query's is one long chain
-        // of dependent additions, so the group's chains go side by side. With `ms` = 1
-        // (most keys) the product is `s` itself and is skipped.
-        let mut s = [0f32; GROUP];
-        for (sl, &i) in s.iter_mut().zip(mm) {
-            *sl = sum[i];
-        }
-        let joint = lens[..mm.len()].iter().copied().min().unwrap_or(0);
-        for j in 0..joint {
-            for (sl, sc) in s.iter_mut().zip(scores.iter()).take(mm.len()) {
-                *sl = denominator_step(*sl, sc[j]);
+        // Scores: each summed over d in order (multiply, then add), eight keys per lane
+        // group. Lanes past `len` score positions this query does not see (or not yet
+        // written): they are never read.
+        let lanes = len.div_ceil(8);
+        let mut s = [_mm256_setzero_ps(); KB / 8];
+        for (d, &qd) in q.iter().enumerate() {
+            let qv = _mm256_set1_ps(qd);
+            let row = &kb[d * KB..][..KB];
+            for (l, sl) in s.iter_mut().enumerate().take(lanes) {
+                *sl = _mm256_add_ps(*sl, _mm256_mul_ps(qv, load_half8(&row[l * 8..])));
             }
         }
-        for ((sl, sc), &len) in s.iter_mut().zip(scores.iter()).zip(&lens).take(mm.len()) {
-            for &e in &sc[joint..len] {
-                *sl = denominator_step(*sl, e);
-            }
+        for (l, sl) in s.iter().enumerate().take(lanes) {
+            _mm256_storeu_ps(scores[l * 8..][..8].as_mut_ptr(), *sl);
         }
-        for (sl, &i) in s.iter().zip(mm) {
-            sum[i] = *sl;
-        }
-        let f = |slot: usize| &scores[slot][..lens[slot]];
-        match mm.len() {
-            3 => {
-                let [a, b, c] = accs.get_disjoint_mut([mm[0], mm[1], mm[2]]).unwrap();
-                weigh::<3>(vb, hd, [f(0), f(1), f(2)], [&mut **a, &mut **b, &mut **c]);
-            }
-            2 => {
-                let [a, b] = accs.get_disjoint_mut([mm[0], mm[1]]).unwrap();
-                weigh::<2>(vb, hd, [f(0), f(1)], [&mut **a, &mut **b]);
-            }
-            _ => weigh::<1>(vb, hd, [f(0)], [&mut *accs[mm[0]]]),
-        }
-    }
-
-    /// `Q` queries' scores for the block's first `lanes` groups of eight keys: each
-    /// summed over d in order (multiply, then add), as [`super::block`] does one at a
-    /// time, with each group of keys converted once for all the queries. Lanes past a
-    /// query's keys score positions it does not see (or not yet written) and are never
-    /// read.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dots<const Q: usize>(
-        kb: &[f16],
-        qs: [&[f32]; Q],
-        lanes: usize,
-        mut out: [&mut [f32; KB]; Q],
-    ) {
-        // Two lane groups (16 keys) per pass: 2·Q sums in registers, with room for the
-        // keys and a query's broadcast (four groups of three queries would spill).
-        for l0 in (0..lanes).step_by(2) {
-            let mut s = [[_mm256_setzero_ps(); 2]; Q];
-            for d in 0..qs[0].len() {
-                let row = &kb[d * KB + l0 * 8..][..16];
-                let k = [load_half8(&row[0..]), load_half8(&row[8..])];
-                for (sq, q) in s.iter_mut().zip(&qs) {
-                    let qv = _mm256_set1_ps(*q.get_unchecked(d));
-                    for (x, &kc) in sq.iter_mut().zip(&k) {
-                        *x = _mm256_add_ps(*x, _mm256_mul_ps(qv, kc));
-                    }
-                }
-            }
-            for (sq, o) in s.iter().zip(out.iter_mut()) {
-                for (c, x) in sq.iter().enumerate() {
-                    _mm256_storeu_ps(o[(l0 + c) * 8..][..8].as_mut_ptr(), *x);
-                }
-            }
+        softmax_factors(&mut scores[..lanes * 8], len, scale, run.m);
+        let sc = &scores[..len];
+        match hd {
+            32 => weigh_values::<4>(vb, sc, run),
+            64 => weigh_values::<8>(vb, sc, run),
+            96 => weigh_values::<12>(vb, sc, run),
+            _ => weigh_values::<16>(vb, sc, run),
         }
     }
 
     /// The online softmax's factors for the block's first `len` keys, in place of their
-    /// scores, carrying the running maximum `m`.
-    ///
-    /// The running maximum is a prefix maximum, so each key's `expf` argument is known up
-    /// front (`m − s` when the key raises the maximum, else `s − m`, exactly as
-    /// [`super::softmax_step`] forms them) and eight exponentials are taken together. A
-    /// key that raised the maximum gets `−ms` (its `vs` is 1), any other `vs` (its `ms` is
-    /// 1): exponentials are never negative, so the sign carries which ([`split`]).
+    /// scores, carrying the running maximum `m`: the running maximum is a prefix maximum,
+    /// so each key's `expf` argument is known up front (`m − s` when the key raises the
+    /// maximum, else `s − m`, exactly as [`super::softmax_step`] forms them) and eight
+    /// exponentials are taken together. A key that raised the maximum gets `−ms` (its
+    /// `vs` is 1), any other `vs` (its `ms` is 1): exponentials are never negative, so the
+    /// sign carries which. `scores` is whole lanes of eight; those past `len` are ignored.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn factors(out: &mut [f32; KB], len: usize, scale: f32, m: &mut f32) {
-        let lanes = len.div_ceil(8);
+    unsafe fn softmax_factors(scores: &mut [f32], len: usize, scale: f32, m: &mut f32) {
         let mut mx = *m;
-        for x in out[..len].iter_mut() {
+        for x in scores[..len].iter_mut() {
             let s = *x * scale;
             // Negative exactly when the key raises the maximum (m − s < 0, or −∞ for the
             // first key); else s − m negated, ≥ 0.
@@ -343,7 +235,7 @@ mod x86 {
             }
         }
         *m = mx;
-        for c in out[..lanes * 8].chunks_exact_mut(8) {
+        for c in scores.chunks_exact_mut(8) {
             let v = _mm256_loadu_ps(c.as_ptr());
             _mm256_storeu_ps(c.as_mut_ptr(), signed_exp(v));
         }
@@ -358,96 +250,43 @@ mod x86 {
         _mm256_or_ps(e, _mm256_and_ps(v, sign))
     }
 
-    /// A factor from [`factors`] as the softmax step's `(ms, vs)`.
-    #[inline(always)]
-    fn split(e: f32) -> (f32, f32) {
-        if e.is_sign_negative() {
-            (-e, 1.0)
-        } else {
-            (1.0, e)
-        }
-    }
-
-    /// The softmax denominator's step `s·ms + vs` for a factor from [`factors`].
-    #[inline(always)]
-    fn denominator_step(s: f32, e: f32) -> f32 {
-        if e.is_sign_negative() {
-            s * -e + 1.0
-        } else {
-            // `s · 1 + vs`: the product is exact.
-            s + e
-        }
-    }
-
-    /// The weighted sums of V of `Q` queries over their factors' keys: together over the
-    /// keys all of them see, then each alone over the rest.
+    /// The weighted sum of V for a head of `8 * C` dimensions, held in registers through
+    /// the block, from [`softmax_factors`].
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn weigh<const Q: usize>(
-        vb: &[f16],
-        hd: usize,
-        fac: [&[f32]; Q],
-        mut acc: [&mut [f32]; Q],
-    ) {
-        let joint = fac.iter().map(|f| f.len()).min().unwrap_or(0);
-        weigh_keys::<Q>(vb, hd, 0..joint, fac, &mut acc);
-        if Q > 1 {
-            for (f, a) in fac.iter().zip(acc.iter_mut()) {
-                if f.len() > joint {
-                    weigh_keys::<1>(vb, hd, joint..f.len(), [f], &mut [&mut **a]);
+    unsafe fn weigh_values<const C: usize>(vb: &[f16], factors: &[f32], run: Running) {
+        let acc = &mut run.acc[..8 * C];
+        let mut a = [_mm256_setzero_ps(); C];
+        for (c, x) in a.iter_mut().enumerate() {
+            *x = _mm256_loadu_ps(acc[c * 8..][..8].as_ptr());
+        }
+        let mut s_sum = *run.sum;
+        for (j, &e) in factors.iter().enumerate() {
+            let (ms, vs) = if e.is_sign_negative() {
+                (-e, 1.0)
+            } else {
+                (1.0, e)
+            };
+            let vrow = &vb[j * 8 * C..][..8 * C];
+            if ms != 1.0 {
+                let msv = _mm256_set1_ps(ms);
+                for x in a.iter_mut() {
+                    *x = round16(_mm256_mul_ps(*x, msv));
                 }
+                s_sum *= ms;
+            }
+            // With `ms` = 1 (most keys) `s_sum · ms` is `s_sum` itself: the product is
+            // skipped, which shortens the one chain of dependent steps from key to key.
+            s_sum += vs;
+            let vsv = _mm256_set1_ps(vs);
+            for (c, x) in a.iter_mut().enumerate() {
+                let v = load_half8(&vrow[c * 8..]);
+                *x = round16(_mm256_add_ps(*x, _mm256_mul_ps(v, vsv)));
             }
         }
-    }
-
-    /// Keys `keys` of the weighted sums, 32 dimensions at a time with every query's sum
-    /// of them in registers (four registers each), each value row's part converted once
-    /// for all the queries.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn weigh_keys<const Q: usize>(
-        vb: &[f16],
-        hd: usize,
-        keys: std::ops::Range<usize>,
-        fac: [&[f32]; Q],
-        acc: &mut [&mut [f32]; Q],
-    ) {
-        if keys.is_empty() {
-            return;
+        for (c, x) in a.iter().enumerate() {
+            _mm256_storeu_ps(acc[c * 8..][..8].as_mut_ptr(), *x);
         }
-        for p in (0..hd).step_by(32) {
-            let mut a = [[_mm256_setzero_ps(); 4]; Q];
-            for (aq, src) in a.iter_mut().zip(acc.iter()) {
-                for (c, x) in aq.iter_mut().enumerate() {
-                    *x = _mm256_loadu_ps(src[p + c * 8..][..8].as_ptr());
-                }
-            }
-            for j in keys.clone() {
-                let vrow = &vb[j * hd + p..][..32];
-                let v = [
-                    load_half8(&vrow[0..]),
-                    load_half8(&vrow[8..]),
-                    load_half8(&vrow[16..]),
-                    load_half8(&vrow[24..]),
-                ];
-                for (aq, f) in a.iter_mut().zip(&fac) {
-                    let (ms, vs) = split(f[j]);
-                    if ms != 1.0 {
-                        let msv = _mm256_set1_ps(ms);
-                        for x in aq.iter_mut() {
-                            *x = round16(_mm256_mul_ps(*x, msv));
-                        }
-                    }
-                    let vsv = _mm256_set1_ps(vs);
-                    for (x, &vc) in aq.iter_mut().zip(&v) {
-                        *x = round16(_mm256_add_ps(*x, _mm256_mul_ps(vc, vsv)));
-                    }
-                }
-            }
-            for (aq, dst) in a.iter().zip(acc.iter_mut()) {
-                for (c, x) in aq.iter().enumerate() {
-                    _mm256_storeu_ps(dst[p + c * 8..][..8].as_mut_ptr(), *x);
-                }
-            }
-        }
+        *run.sum = s_sum;
     }
 }
 
