@@ -438,11 +438,14 @@ impl KvCache {
                 crate::pool::global().chunks_mut(data, per, f);
             }
         };
+        // Task `t`'s KV head, and the new positions its block holds.
+        let span = |t: usize| {
+            let b = first + t / n_kv;
+            (t % n_kv, (b * KB).max(len)..((b + 1) * KB).min(len + seq))
+        };
         each(&mut self.k[first * bl..need], &|t, kb| {
-            let (b, h) = (first + t / n_kv, t % n_kv);
-            let lo = (b * KB).max(len);
-            let hi = ((b + 1) * KB).min(len + seq);
-            for p in lo..hi {
+            let (h, positions) = span(t);
+            for p in positions {
                 let row = &k[(p - len) * width + h * hd..][..hd];
                 for (d, &x) in row.iter().enumerate() {
                     kb[d * KB + p % KB] = f16::from_f32(x);
@@ -450,10 +453,8 @@ impl KvCache {
             }
         });
         each(&mut self.v[first * bl..need], &|t, vb| {
-            let (b, h) = (first + t / n_kv, t % n_kv);
-            let lo = (b * KB).max(len);
-            let hi = ((b + 1) * KB).min(len + seq);
-            for p in lo..hi {
+            let (h, positions) = span(t);
+            for p in positions {
                 let row = &v[(p - len) * width + h * hd..][..hd];
                 vb[(p % KB) * hd..][..hd].convert_from_f32_slice(row);
             }
@@ -507,12 +508,8 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
                 ns.push((pos + i + 1).min(total));
             }
         }
-        if rows.len() == block {
-            super::attn::attend(&head, &qs, &ns, scale, out_t);
-        } else {
-            // The last block is short: its results are packed at the front.
-            super::attn::attend(&head, &qs, &ns, scale, &mut out_t[..nq * hd]);
-        }
+        // A short last block's results are packed at the front of its part.
+        super::attn::attend(&head, &qs, &ns, scale, &mut out_t[..nq * hd]);
     });
     // Back to `[seq][n_head][hd]`, a row group per pool task.
     let mut y = vec![0f32; seq * n_head * hd];
