@@ -53,6 +53,7 @@ fn smol(context: Option<usize>) -> Model {
         &model_path(SMOL),
         &LoadOptions {
             context_size: context,
+            ..Default::default()
         },
     )
     .expect("model")
@@ -63,6 +64,7 @@ fn encoder(context: usize) -> ChatEncoder {
         &model_path(SMOL),
         &LoadOptions {
             context_size: Some(context),
+            ..Default::default()
         },
     )
     .expect("encoder")

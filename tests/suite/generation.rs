@@ -153,6 +153,7 @@ fn sink_can_stop_generation() {
 fn context_overflow_is_an_error_not_a_truncation() {
     let opts = quire_runtime::LoadOptions {
         context_size: Some(128),
+        ..Default::default()
     };
     let mut m = quire_runtime::Model::load(&quire_tests::model_path(SMOL), &opts).expect("load");
     assert_eq!(m.context_size(), 128);

@@ -158,9 +158,19 @@ enum Command {
         /// Measured runs per figure (the median is reported)
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Attention's arithmetic: Quire's own (`fast`), or llama.cpp's step for step
+        /// (`llama-cpp`, slower; for comparing output with llama.cpp's)
+        #[arg(long, value_enum, default_value_t = AttentionArg::Fast)]
+        attention: AttentionArg,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AttentionArg {
+    Fast,
+    LlamaCpp,
 }
 
 #[derive(Subcommand)]
@@ -588,6 +598,7 @@ fn run(cli: Cli) -> Result<()> {
             gen_tokens,
             ttft_tokens,
             runs,
+            attention,
             json,
         } => {
             let opts = bench::BenchOptions {
@@ -598,6 +609,10 @@ fn run(cli: Cli) -> Result<()> {
             };
             let load_opts = LoadOptions {
                 context_size: Some(prompt_tokens.max(ttft_tokens) + gen_tokens + 16),
+                attention: match attention {
+                    AttentionArg::Fast => quire_engine::runtime::Attention::Fast,
+                    AttentionArg::LlamaCpp => quire_engine::runtime::Attention::LlamaCpp,
+                },
             };
             let mut m = quire_engine::load_model(model.model.as_deref(), &data_dir, &load_opts)?;
             let r = bench::run(&mut m, &opts, threads)?;

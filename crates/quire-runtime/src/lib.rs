@@ -40,6 +40,7 @@ pub use generate::{
     CancelToken, Generation, NullSink, SamplingParams, StopReason, Timings, TokenSink,
 };
 pub use gguf::{sha256_file, GgufFile, ModelInfo};
+pub use model::Attention;
 pub use template::{ChatMessage, ChatTemplate, PromptPart};
 pub use tokenizer::{StreamDecoder, Tokenizer};
 
@@ -49,6 +50,9 @@ pub struct LoadOptions {
     /// Context window to allocate, capped at the model's own; `None`: the model's own,
     /// capped at [`LoadOptions::DEFAULT_MAX_CONTEXT`].
     pub context_size: Option<usize>,
+    /// Attention's arithmetic (Llama-family and Qwen2 models): [`Attention::Fast`] unless
+    /// output is being compared with llama.cpp's.
+    pub attention: Attention,
 }
 
 impl LoadOptions {
@@ -128,7 +132,7 @@ impl Model {
             .min(model_ctx)
             .max(16);
         let device = Device::Cpu;
-        let weights = model::Weights::load(&file, context, &device)?;
+        let weights = model::Weights::load(&file, context, opts.attention, &device)?;
         Ok(Self {
             info,
             tokenizer,

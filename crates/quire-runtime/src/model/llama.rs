@@ -29,6 +29,8 @@ pub struct Config {
     /// NEOX rotary layout (halves) rather than interleaved pairs.
     pub rope_neox: bool,
     pub context_length: usize,
+    /// Attention's arithmetic.
+    pub attention: super::attn::Attention,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Config {
             rope_base: file.arch_float("rope.freq_base").unwrap_or(10_000.0),
             rope_neox,
             context_length: file.arch_uint("context_length").unwrap_or(4096) as usize,
+            attention: super::attn::Attention::default(),
         })
     }
 }
@@ -298,8 +301,7 @@ fn attention(
     let v = layer.v.forward(x, seq)?;
     rope.apply(cfg, &mut q, cfg.n_head, pos);
     rope.apply(cfg, &mut k, cfg.n_kv_head, pos);
-    // K and V are cached in f16 as in llama.cpp; attention follows its CPU flash-attention
-    // kernel, so greedy output stays on llama.cpp's path.
+    // K and V are cached in f16 as in llama.cpp; attention's arithmetic is `cfg.attention`.
     let start = layer.kv.len();
     debug_assert_eq!(start, pos, "KV cache out of step");
     layer.kv.append(&k, &v);
@@ -463,9 +465,9 @@ impl KvCache {
     }
 }
 
-/// llama.cpp's CPU flash attention (`ggml_compute_forward_flash_attn_ext_f16`): Q rounded to
-/// f16, an online softmax over the keys in order, and the weighted sum of V accumulated in
-/// f16. `q` is `[seq][n_head][hd]`; query `i` sits at position `pos + i` and sees keys
+/// Causal attention over the f16 cache, Q rounded to f16 as llama.cpp does, in
+/// `cfg.attention`'s arithmetic (see [`super::attn`]). `q` is `[seq][n_head][hd]`; query `i`
+/// sits at position `pos + i` and sees keys
 /// `0..=pos + i`. Returns `[seq][n_head][hd]`.
 ///
 /// A prefill task takes a block of query rows for every query head that shares one KV
@@ -509,7 +511,7 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
             }
         }
         // A short last block's results are packed at the front of its part.
-        super::attn::attend(&head, &qs, &ns, scale, &mut out_t[..nq * hd]);
+        super::attn::attend(&head, &qs, &ns, scale, &mut out_t[..nq * hd], cfg.attention);
     });
     // Back to `[seq][n_head][hd]`, a row group per pool task.
     let mut y = vec![0f32; seq * n_head * hd];

@@ -2,6 +2,7 @@
 //! ([`llama`]); Qwen3, Gemma 3 and Phi-3 run on candle-transformers' implementations.
 
 mod attn;
+pub use attn::Attention;
 pub mod llama;
 
 use std::fs::File;
@@ -31,7 +32,13 @@ pub enum Weights {
 }
 
 impl Weights {
-    pub fn load(file: &GgufFile, max_seq: usize, dev: &Device) -> Result<Self> {
+    /// `attention` applies to the models on our own decoder.
+    pub fn load(
+        file: &GgufFile,
+        max_seq: usize,
+        attention: Attention,
+        dev: &Device,
+    ) -> Result<Self> {
         let arch = file.architecture()?.to_string();
         let reread = || -> Result<(Content, BufReader<File>)> {
             let f = File::open(file.path()).map_err(|source| RuntimeError::Io {
@@ -50,13 +57,15 @@ impl Weights {
         };
         match arch.as_str() {
             "llama" | "mistral" => {
-                let cfg = llama::Config::from_gguf(file, false)?;
+                let mut cfg = llama::Config::from_gguf(file, false)?;
+                cfg.attention = attention;
                 Ok(Self::Llama(Box::new(llama::Llama::load(
                     file, cfg, max_seq, dev,
                 )?)))
             }
             "qwen2" => {
-                let cfg = llama::Config::from_gguf(file, true)?;
+                let mut cfg = llama::Config::from_gguf(file, true)?;
+                cfg.attention = attention;
                 Ok(Self::Llama(Box::new(llama::Llama::load(
                     file, cfg, max_seq, dev,
                 )?)))

@@ -1,45 +1,13 @@
-//! Query rows attending over one KV head, straight from the f16 cache.
-//!
-//! The arithmetic is llama.cpp's CPU flash attention as the decoder has always done it
-//! (scores summed over the head dimension in order, an online softmax with `expf`, the
-//! weighted sum of V rounded to f16 after every step); the AVX2 + F16C path does exactly
-//! the same operations eight lanes at a time, converting the cached halves as it reads
-//! them instead of widening the whole cache to f32 on every call, and takes the softmax's
-//! exponentials eight at a time with a port of glibc's `expf` that gives the same bits.
-//!
-//! The cache is kept in blocks of [`KB`] positions, and every query a call is given walks
-//! the keys block by block, each query's running state carried from one block to the
-//! next: a block's keys and values (8 KiB each for 64 dimensions) are read from memory
-//! once and stay in L1 while every query of a prefill task — a group of rows times the
-//! query heads that share this KV head — goes over them. Each query still meets its keys
-//! one at a time in order, so the result is the same to the bit as one query at a time.
+//! [`super::Attention::LlamaCpp`]: llama.cpp's CPU flash attention as the decoder has
+//! always done it (scores summed over the head dimension in order, an online softmax with
+//! `expf`, the weighted sum of V rounded to f16 after every step); the AVX2 + F16C path
+//! does exactly the same operations eight lanes at a time, converting the cached halves
+//! as it reads them, and takes the softmax's exponentials eight at a time with a port of
+//! glibc's `expf` that gives the same bits. Each query meets its keys one at a time in
+//! order, so a call over many queries gives, to the bit, what one query at a time gives.
 
+use super::{HeadKv, KB};
 use half::f16;
-
-/// Positions per cache block.
-pub(super) const KB: usize = 64;
-
-/// One KV head of the cache.
-pub(super) struct HeadKv<'a> {
-    /// Key blocks, `[block][n_kv][hd][KB]`: each block's keys transposed, dimension `d`
-    /// of its positions side by side.
-    pub k: &'a [f16],
-    /// Value blocks, `[block][n_kv][KB][hd]`.
-    pub v: &'a [f16],
-    pub n_kv: usize,
-    pub kvh: usize,
-    pub hd: usize,
-}
-
-impl HeadKv<'_> {
-    pub(super) fn k_block(&self, b: usize) -> &[f16] {
-        &self.k[(b * self.n_kv + self.kvh) * self.hd * KB..][..self.hd * KB]
-    }
-
-    pub(super) fn v_block(&self, b: usize) -> &[f16] {
-        &self.v[(b * self.n_kv + self.kvh) * KB * self.hd..][..KB * self.hd]
-    }
-}
 
 /// One query's online softmax between key blocks: its running maximum and denominator,
 /// and its sum of V so far.
