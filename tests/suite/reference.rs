@@ -114,7 +114,12 @@ fn check_greedy(name: &str) {
     );
     let g = greedy_report(name, Attention::LlamaCpp);
     eprintln!("{name}, llama.cpp's attention: {g:?}");
-    let (first_ok, whole_ok, gaps, report) = (g.first_ok, g.whole_ok, g.gaps, g.report);
+    let Greedy {
+        first_ok,
+        whole_ok,
+        gaps,
+        report,
+    } = g;
     assert!(
         first_ok >= 7,
         "{name}: first token matched on {first_ok}/8: {report:?}"
@@ -131,7 +136,6 @@ fn check_greedy(name: &str) {
 
 /// How one arithmetic's greedy continuations compare with the reference's.
 #[derive(Debug)]
-#[allow(dead_code)] // `whole_ok` is read through Debug in the fast report
 struct Greedy {
     first_ok: usize,
     whole_ok: usize,

@@ -16,7 +16,7 @@ use half::f16;
 use crate::error::Result;
 
 #[cfg(target_arch = "x86_64")]
-mod quant;
+pub(crate) mod quant;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vexp;
 #[cfg(target_arch = "x86_64")]

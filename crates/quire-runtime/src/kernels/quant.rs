@@ -18,7 +18,7 @@ unsafe fn abs8(x: __m256) -> __m256 {
 
 /// The largest of eight lanes.
 #[inline(always)]
-unsafe fn hmax8(m: __m256) -> f32 {
+pub(crate) unsafe fn hmax8(m: __m256) -> f32 {
     let m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
     let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)))

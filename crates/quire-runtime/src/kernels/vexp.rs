@@ -1,5 +1,6 @@
-//! `expf` eight lanes at a time, giving glibc's bits: for the softmax and SwiGLU, which
-//! take tens of millions of exponentials per prompt.
+//! `expf` eight lanes at a time, giving glibc's bits: for llama.cpp's softmax and SwiGLU,
+//! which take tens of millions of exponentials per prompt; and [`exp8`], a cheaper
+//! single-precision exp for the softmax that need not follow glibc.
 
 use std::arch::x86_64::*;
 
@@ -81,6 +82,35 @@ pub(crate) unsafe fn expf8(x: __m256) -> __m256 {
     )
 }
 
+/// `exp(x)` for `x ≤ 0` in single precision, for softmaxes that need not follow glibc's bits (Cephes' `expf`: 2^n times a degree-7
+/// polynomial on |r| ≤ ln 2 / 2), within 2 ulp; 0 below −87.3 (and for −∞).
+#[inline(always)]
+pub(crate) unsafe fn exp8(x: __m256) -> __m256 {
+    let lo = _mm256_set1_ps(-87.3);
+    let under = _mm256_cmp_ps::<_CMP_LT_OQ>(x, lo);
+    let x = _mm256_max_ps(x, lo);
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let c = |v: f32| _mm256_set1_ps(v);
+    let mut p = c(1.987_569_1e-4);
+    p = _mm256_fmadd_ps(p, r, c(1.398_199_9e-3));
+    p = _mm256_fmadd_ps(p, r, c(8.333_452e-3));
+    p = _mm256_fmadd_ps(p, r, c(4.166_579_6e-2));
+    p = _mm256_fmadd_ps(p, r, c(1.666_666_5e-1));
+    p = _mm256_fmadd_ps(p, r, c(0.5));
+    let p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, c(1.0)));
+    let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    let y = _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
+    _mm256_andnot_ps(under, y)
+}
+
 /// SwiGLU in place, `g ← g / (1 + expf(−g)) · u`: the same operations as
 /// [`super::swiglu1`], eight lanes at a time.
 ///
@@ -110,6 +140,43 @@ pub(crate) unsafe fn swiglu(g: &mut [f32], u: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vector_exp_is_within_two_ulp_of_libm() {
+        if !crate::kernels::simd_enabled() {
+            return;
+        }
+        let mut worst = 0f64;
+        let mut x = -90f32;
+        while x <= 0.0 {
+            let lanes: [f32; 8] = std::array::from_fn(|i| x - i as f32 * 1e-3);
+            let mut got = [0f32; 8];
+            // SAFETY: AVX2, FMA and F16C checked above.
+            unsafe {
+                use std::arch::x86_64::*;
+                _mm256_storeu_ps(got.as_mut_ptr(), exp8(_mm256_loadu_ps(lanes.as_ptr())));
+            }
+            for (&g, &l) in got.iter().zip(&lanes) {
+                let want = (l as f64).exp();
+                if l < -87.3 {
+                    assert_eq!(g, 0.0, "exp({l})");
+                } else if want > f32::MIN_POSITIVE as f64 {
+                    let ulp = (want as f32).to_bits() as i64 - g.to_bits() as i64;
+                    worst = worst.max(ulp.abs() as f64);
+                }
+            }
+            x += 0.0137;
+        }
+        assert!(worst <= 2.0, "{worst} ulp");
+        let mut neg_inf = [0f32; 8];
+        // SAFETY: as above.
+        unsafe {
+            use std::arch::x86_64::*;
+            let v = exp8(_mm256_set1_ps(f32::NEG_INFINITY));
+            _mm256_storeu_ps(neg_inf.as_mut_ptr(), v);
+        }
+        assert_eq!(neg_inf, [0.0; 8]);
+    }
 
     #[test]
     fn the_vector_expf_is_libms_bit_for_bit() {

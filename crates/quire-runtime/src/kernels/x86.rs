@@ -793,7 +793,6 @@ mod q4_k {
             first: usize,
             out: &mut [f32],
         ) {
-            let m4 = _mm256_set1_epi8(0xF);
             let mut acc = [_mm256_setzero_ps(); R];
             let mut acc_m = [_mm_setzero_ps(); R];
             for (i, b) in w.iter().enumerate() {
@@ -808,17 +807,13 @@ mod q4_k {
                 let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
                 let scales = _mm256_set_m128i(sc128, sc128);
                 let shuffle = K_SHUFFLE.as_ptr() as *const __m256i;
-                let mut lo = [_mm256_setzero_si256(); 4];
-                let mut hi = [_mm256_setzero_si256(); 4];
+                let (lo, hi) = nibbles(b);
                 let mut s_lo = [_mm256_setzero_si256(); 4];
                 let mut s_hi = [_mm256_setzero_si256(); 4];
                 for j in 0..4 {
                     s_lo[j] = _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j)));
                     s_hi[j] =
                         _mm256_shuffle_epi8(scales, _mm256_loadu_si256(shuffle.add(2 * j + 1)));
-                    let bits = _mm256_loadu_si256(b.qs.as_ptr().add(32 * j) as *const __m256i);
-                    lo[j] = _mm256_and_si256(bits, m4);
-                    hi[j] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
                 }
                 let (dw, mw) = (f(b.d), f(b.dmin));
                 for r in 0..R {
@@ -842,6 +837,18 @@ mod q4_k {
                 out[r] = finish(acc[r], acc_m[r]);
             }
         }
+    }
+
+    /// A block's 256 nibbles as bytes, in pieces of 32: the low nibbles of each 32 bytes
+    /// (`lo[j]`), then their high nibbles (`hi[j]`), in the order of the activation's quants.
+    #[inline(always)]
+    unsafe fn nibbles(b: &Q4KW) -> ([__m256i; 4], [__m256i; 4]) {
+        let m4 = _mm256_set1_epi8(0xF);
+        let bits = |j: usize| _mm256_loadu_si256(b.qs.as_ptr().add(32 * j) as *const __m256i);
+        (
+            std::array::from_fn(|j| _mm256_and_si256(bits(j), m4)),
+            std::array::from_fn(|j| _mm256_and_si256(_mm256_srli_epi16(bits(j), 4), m4)),
+        )
     }
 
     /// Adds a block's mins term for activation row `y` to `acc_m`: −d_y·dmin times the
@@ -904,7 +911,6 @@ mod q4_k {
             first: usize,
             out: &mut [f32],
         ) {
-            let m4 = _mm256_set1_epi8(0xF);
             let zero = _mm256_setzero_si256();
             let mut acc = [_mm256_setzero_ps(); R];
             let mut acc_m = [_mm_setzero_ps(); R];
@@ -912,19 +918,12 @@ mod q4_k {
                 let utmp = scales_and_mins(b);
                 let mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[3] as i32, utmp[2] as i32));
                 let scale = |k: usize| ((utmp[k / 4] >> (8 * (k % 4))) & 0xff) as i32;
-                let mut lo = [zero; 4];
-                let mut hi = [zero; 4];
-                let mut s_lo = [zero; 4];
-                let mut s_hi = [zero; 4];
-                for j in 0..4 {
-                    // Each i32 lane holds the scale in its low half and 0 in its high half,
-                    // so `vpdpwssd` multiplies a lane's sum (which fits in 16 bits) by it.
-                    s_lo[j] = _mm256_set1_epi32(scale(2 * j));
-                    s_hi[j] = _mm256_set1_epi32(scale(2 * j + 1));
-                    let bits = _mm256_loadu_si256(b.qs.as_ptr().add(32 * j) as *const __m256i);
-                    lo[j] = _mm256_and_si256(bits, m4);
-                    hi[j] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-                }
+                let (lo, hi) = nibbles(b);
+                // Each i32 lane holds the scale in its low half and 0 in its high half, so
+                // `vpdpwssd` multiplies a lane's sum (which fits in 16 bits) by it.
+                let s_lo: [__m256i; 4] = std::array::from_fn(|j| _mm256_set1_epi32(scale(2 * j)));
+                let s_hi: [__m256i; 4] =
+                    std::array::from_fn(|j| _mm256_set1_epi32(scale(2 * j + 1)));
                 let (dw, mw) = (f(b.d), f(b.dmin));
                 for r in 0..R {
                     let y = acts.blocks.get_unchecked((first + r) * acts.stride + i);

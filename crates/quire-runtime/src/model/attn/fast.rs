@@ -14,10 +14,27 @@
 //! steps one element at a time.
 
 use super::{HeadKv, KB};
-use half::{f16, slice::HalfFloatSliceExt};
+use half::slice::HalfFloatSliceExt;
 
 /// Queries per register tile.
 const TILE: usize = 4;
+
+/// One cache block widened to f32 for a call's queries: keys `[hd][KB]` (in each row the
+/// first `key_span(longest)` are this block's), values `[KB][hd]` (the first `longest`).
+struct Widened<'a> {
+    k: &'a [f32],
+    v: &'a [f32],
+    hd: usize,
+    /// The most keys of this block any of the call's queries sees.
+    longest: usize,
+}
+
+thread_local! {
+    /// A thread's scratch for [`attend_on`] (the widened block, the queries' scores),
+    /// reused from call to call: a decode makes a call per head and layer for every token,
+    /// and fresh buffers were zeroed each time. Only what a call writes is read back.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// `qs`: `[nq][hd]`; query `i` attends over keys `0..ns[i]` (at least one) and its result
 /// goes to `out[i * hd..][..hd]`.
@@ -31,52 +48,57 @@ fn attend_on(kv: &HeadKv, qs: &[f32], ns: &[usize], scale: f32, out: &mut [f32],
     let nq = ns.len();
     debug_assert!(qs.len() == nq * hd && out.len() == nq * hd);
     debug_assert!(ns.iter().all(|&n| n >= 1));
-    // Each query's running maximum and denominator; the running sums of V live in `out`
-    // until the end.
+    // Each query's running maximum and denominator, and its factor for its sum so far;
+    // the running sums of V live in `out` until the end.
     let mut m = vec![f32::NEG_INFINITY; nq];
     let mut sum = vec![0f32; nq];
-    out.iter_mut().for_each(|a| *a = 0.0);
-    // The block's keys `[hd][KB]` and values `[KB][hd]` widened to f32, and each query's
-    // scores, then weights, `[nq][KB]`.
-    let mut kf = vec![0f32; hd * KB];
-    let mut vf = vec![0f32; KB * hd];
-    let mut p = vec![0f32; nq * KB];
-    // Each query's factor for its sum so far.
     let mut factor = vec![0f32; nq];
+    out.iter_mut().for_each(|a| *a = 0.0);
     let mut active = Vec::with_capacity(nq);
     let n_blocks = ns.iter().max().map_or(0, |&n| n.div_ceil(KB));
-    for b in 0..n_blocks {
-        active.clear();
-        active.extend((0..nq).filter(|&i| ns[i] > b * KB));
-        let len = |i: usize| (ns[i] - b * KB).min(KB);
-        let longest = active.iter().map(|&i| len(i)).max().unwrap_or(0);
-        widen(kv.k_block(b), &mut kf, hd, longest, kv.v_block(b), &mut vf);
-        for tile in active.chunks(TILE) {
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU has AVX2, FMA and F16C and `hd` is a multiple of 16
-                // (checked by `simd_heads`); the buffers hold `hd * KB` and `nq * KB`.
-                unsafe { x86::scores(&kf, hd, qs, tile, longest, &mut p) };
-                continue;
+    SCRATCH.with_borrow_mut(|scratch| {
+        let need = 2 * hd * KB + nq * KB;
+        if scratch.len() < need {
+            scratch.resize(need, 0.0);
+        }
+        // The block's keys and values in f32, and each query's scores, then weights,
+        // `[nq][KB]`.
+        let (kf, rest) = scratch.split_at_mut(hd * KB);
+        let (vf, rest) = rest.split_at_mut(KB * hd);
+        let p = &mut rest[..nq * KB];
+        for b in 0..n_blocks {
+            active.clear();
+            active.extend((0..nq).filter(|&i| ns[i] > b * KB));
+            let len = |i: usize| (ns[i] - b * KB).min(KB);
+            let longest = active.iter().map(|&i| len(i)).max().unwrap_or(0);
+            let blk = widen(kv, b, longest, kf, vf);
+            for tile in active.chunks(TILE) {
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU has AVX2, FMA and F16C and `hd` is a multiple of 16
+                    // (checked by `simd_heads`); `p` holds `nq * KB`.
+                    unsafe { x86::scores(&blk, qs, tile, p) };
+                    continue;
+                }
+                scores(&blk, qs, tile, p);
             }
-            scores(&kf, hd, qs, tile, longest, &mut p);
-        }
-        for &i in &active {
-            let row = &mut p[i * KB..][..KB];
-            let (f, s) = softmax(row, len(i), longest, scale, &mut m[i], simd);
-            factor[i] = f;
-            sum[i] = sum[i] * f + s;
-        }
-        for tile in active.chunks(TILE) {
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: as for the scores.
-                unsafe { x86::weigh(&vf, hd, &p, &factor, tile, longest, out) };
-                continue;
+            for &i in &active {
+                let row = &mut p[i * KB..][..KB];
+                let (f, s) = softmax(row, len(i), longest, scale, &mut m[i], simd);
+                factor[i] = f;
+                sum[i] = sum[i] * f + s;
             }
-            weigh(&vf, hd, &p, &factor, tile, longest, out);
+            for tile in active.chunks(TILE) {
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: as for the scores.
+                    unsafe { x86::weigh(&blk, p, &factor, tile, out) };
+                    continue;
+                }
+                weigh(&blk, p, &factor, tile, out);
+            }
         }
-    }
+    });
     for (acc, s) in out.chunks_exact_mut(hd).zip(&sum) {
         let inv = 1.0 / s;
         acc.iter_mut().for_each(|a| *a *= inv);
@@ -101,37 +123,51 @@ fn key_span(longest: usize) -> usize {
     longest.div_ceil(16) * 16
 }
 
-/// Widens the block's first `key_span(longest)` keys (`[hd][KB]`) and first `longest`
-/// values (`[KB][hd]`) to f32.
-fn widen(kb: &[f16], kf: &mut [f32], hd: usize, longest: usize, vb: &[f16], vf: &mut [f32]) {
+/// Widens block `b`'s first `key_span(longest)` keys and first `longest` values into
+/// `kf` and `vf`.
+fn widen<'a>(
+    kv: &HeadKv,
+    b: usize,
+    longest: usize,
+    kf: &'a mut [f32],
+    vf: &'a mut [f32],
+) -> Widened<'a> {
+    let hd = kv.hd;
+    let (kb, vb) = (kv.k_block(b), kv.v_block(b));
     let span = key_span(longest);
     for d in 0..hd {
         kb[d * KB..][..span].convert_to_f32_slice(&mut kf[d * KB..][..span]);
     }
     vb[..longest * hd].convert_to_f32_slice(&mut vf[..longest * hd]);
+    Widened {
+        k: kf,
+        v: vf,
+        hd,
+        longest,
+    }
 }
 
 /// The scores of the tile's queries with the block's first `key_span(longest)` keys,
 /// into their rows of `p`: summed over the dimensions in order with fused multiply-adds,
 /// as the vector path does.
-fn scores(kf: &[f32], hd: usize, qs: &[f32], tile: &[usize], longest: usize, p: &mut [f32]) {
-    let span = key_span(longest);
+fn scores(blk: &Widened, qs: &[f32], tile: &[usize], p: &mut [f32]) {
+    let (hd, span) = (blk.hd, key_span(blk.longest));
     for &i in tile {
         let q = &qs[i * hd..][..hd];
         let row = &mut p[i * KB..][..span];
         row.iter_mut().for_each(|s| *s = 0.0);
         for (d, &qd) in q.iter().enumerate() {
             row.iter_mut()
-                .zip(&kf[d * KB..][..span])
+                .zip(&blk.k[d * KB..][..span])
                 .for_each(|(s, &k)| *s = qd.mul_add(k, *s));
         }
     }
 }
 
 /// One query's softmax step over the block: `row` holds its scores for the first `len`
-/// keys and becomes their weights `expf(s·scale − m')`, zero up to `longest`, where `m'`
+/// keys and becomes their weights `exp(s·scale − m')`, zero up to `longest`, where `m'`
 /// is the running maximum `m` raised by the block's. Returns the factor for what came
-/// before (`expf(m − m')`) and the sum of the block's weights.
+/// before (`exp(m − m')`) and the sum of the block's weights.
 fn softmax(
     row: &mut [f32],
     len: usize,
@@ -140,58 +176,51 @@ fn softmax(
     m: &mut f32,
     simd: bool,
 ) -> (f32, f32) {
-    let mut mx = *m;
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd_heads` checked AVX2, FMA and F16C.
-        mx = mx.max(unsafe { x86::scale_max(&mut row[..len], scale) });
-    }
-    if !simd {
-        for s in row[..len].iter_mut() {
-            *s *= scale;
-            mx = mx.max(*s);
-        }
-    }
-    let f = if *m == f32::NEG_INFINITY {
-        0.0
-    } else {
-        (*m - mx).exp()
-    };
-    *m = mx;
+    let old = *m;
     row[len..longest].iter_mut().for_each(|s| *s = 0.0);
     let row = &mut row[..len];
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: `simd_heads` checked AVX2, FMA and F16C.
-        return (f, unsafe { x86::exps(row, mx) });
+        unsafe {
+            *m = old.max(x86::scale_max(row, scale));
+            return (factor(old, *m), x86::exps(row, *m));
+        }
     }
     let _ = simd;
+    for s in row.iter_mut() {
+        *s *= scale;
+        *m = m.max(*s);
+    }
     let mut s = 0.0;
     for x in row.iter_mut() {
-        *x = (*x - mx).exp();
+        *x = (*x - *m).exp();
         s += *x;
     }
-    (f, s)
+    (factor(old, *m), s)
+}
+
+/// The factor for a sum kept under running maximum `old` when the maximum becomes `new`
+/// (0 before the first block: nothing is kept yet).
+fn factor(old: f32, new: f32) -> f32 {
+    if old == f32::NEG_INFINITY {
+        0.0
+    } else {
+        (old - new).exp()
+    }
 }
 
 /// Each tile query's running sum of V (in `out`), times its `factor`, plus the block's
 /// first `longest` values weighted by its row of `p`, in key order with fused
 /// multiply-adds, as the vector path does.
-fn weigh(
-    vf: &[f32],
-    hd: usize,
-    p: &[f32],
-    factor: &[f32],
-    tile: &[usize],
-    longest: usize,
-    out: &mut [f32],
-) {
+fn weigh(blk: &Widened, p: &[f32], factor: &[f32], tile: &[usize], out: &mut [f32]) {
+    let hd = blk.hd;
     for &i in tile {
         let acc = &mut out[i * hd..][..hd];
         acc.iter_mut().for_each(|a| *a *= factor[i]);
-        for (j, &w) in p[i * KB..][..longest].iter().enumerate() {
+        for (j, &w) in p[i * KB..][..blk.longest].iter().enumerate() {
             acc.iter_mut()
-                .zip(&vf[j * hd..][..hd])
+                .zip(&blk.v[j * hd..][..hd])
                 .for_each(|(a, &v)| *a = w.mul_add(v, *a));
         }
     }
@@ -201,26 +230,21 @@ fn weigh(
 // The tiles index several arrays by the same query and lane counters.
 #[allow(clippy::needless_range_loop)]
 mod x86 {
-    use super::{key_span, KB};
+    use super::{key_span, Widened, KB};
+    use crate::kernels::quant::hmax8;
+    use crate::kernels::vexp::exp8;
     use std::arch::x86_64::*;
 
     /// [`super::scores`] on register tiles of eight accumulators: four queries by sixteen
     /// keys, or fewer queries by more keys, so that a decode's lone query still has eight
     /// independent sums in flight.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn scores(
-        kf: &[f32],
-        hd: usize,
-        qs: &[f32],
-        tile: &[usize],
-        longest: usize,
-        p: &mut [f32],
-    ) {
+    pub(super) unsafe fn scores(blk: &Widened, qs: &[f32], tile: &[usize], p: &mut [f32]) {
         match tile.len() {
-            4 => scores_n::<4, 2>(kf, hd, qs, tile, longest, p),
-            3 => scores_n::<3, 2>(kf, hd, qs, tile, longest, p),
-            2 => scores_n::<2, 4>(kf, hd, qs, tile, longest, p),
-            _ => scores_n::<1, 8>(kf, hd, qs, tile, longest, p),
+            4 => scores_n::<4, 2>(blk, qs, tile, p),
+            3 => scores_n::<3, 2>(blk, qs, tile, p),
+            2 => scores_n::<2, 4>(blk, qs, tile, p),
+            _ => scores_n::<1, 8>(blk, qs, tile, p),
         }
     }
 
@@ -228,17 +252,16 @@ mod x86 {
     /// (never past the block): those scores are never read.
     #[inline(always)]
     unsafe fn scores_n<const Q: usize, const K: usize>(
-        kf: &[f32],
-        hd: usize,
+        blk: &Widened,
         qs: &[f32],
         tile: &[usize],
-        longest: usize,
         p: &mut [f32],
     ) {
-        debug_assert!(tile.len() == Q && kf.len() >= hd * KB && KB.is_multiple_of(8 * K));
+        let hd = blk.hd;
+        debug_assert!(tile.len() == Q && blk.k.len() >= hd * KB && KB.is_multiple_of(8 * K));
         let q: [*const f32; Q] = std::array::from_fn(|t| qs[tile[t] * hd..][..hd].as_ptr());
-        let kp = kf.as_ptr();
-        for k0 in (0..key_span(longest)).step_by(8 * K) {
+        let kp = blk.k.as_ptr();
+        for k0 in (0..key_span(blk.longest)).step_by(8 * K) {
             let mut acc = [[_mm256_setzero_ps(); K]; Q];
             for d in 0..hd {
                 let k = kp.add(d * KB + k0);
@@ -270,9 +293,7 @@ mod x86 {
             _mm256_storeu_ps(c.as_mut_ptr(), x);
             mv = _mm256_max_ps(mv, x);
         }
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
-        let mut mx = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut mx = hmax8(mv);
         for x in chunks.into_remainder() {
             *x *= scale;
             mx = mx.max(*x);
@@ -296,6 +317,7 @@ mod x86 {
         let mut s = lanes.iter().sum::<f32>();
         let rest = chunks.into_remainder();
         if !rest.is_empty() {
+            // The tail in a padded lane group: −∞ lanes give 0.
             let mut tail = [f32::NEG_INFINITY; 8];
             tail[..rest.len()].copy_from_slice(rest);
             let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(tail.as_ptr()), mv));
@@ -306,48 +328,22 @@ mod x86 {
         s
     }
 
-    /// `exp(x)` for `x ≤ 0` in single precision (Cephes' `expf`: 2^n times a degree-7
-    /// polynomial on |r| ≤ ln 2 / 2), within 2 ulp; 0 below −87.3 (and for −∞).
-    #[inline(always)]
-    pub(super) unsafe fn exp8(x: __m256) -> __m256 {
-        let lo = _mm256_set1_ps(-87.3);
-        let under = _mm256_cmp_ps::<_CMP_LT_OQ>(x, lo);
-        let x = _mm256_max_ps(x, lo);
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-        let c = |v: f32| _mm256_set1_ps(v);
-        let mut p = c(1.987_569_1e-4);
-        p = _mm256_fmadd_ps(p, r, c(1.398_199_9e-3));
-        p = _mm256_fmadd_ps(p, r, c(8.333_452e-3));
-        p = _mm256_fmadd_ps(p, r, c(4.166_579_6e-2));
-        p = _mm256_fmadd_ps(p, r, c(1.666_666_5e-1));
-        p = _mm256_fmadd_ps(p, r, c(0.5));
-        let p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, c(1.0)));
-        let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        let y = _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
-        _mm256_andnot_ps(under, y)
-    }
-
     /// [`super::weigh`] on register tiles of up to eight accumulators: four queries by
     /// sixteen dimensions, or fewer queries by more dimensions where the head allows.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn weigh(
-        vf: &[f32],
-        hd: usize,
+        blk: &Widened,
         p: &[f32],
         factor: &[f32],
         tile: &[usize],
-        longest: usize,
         out: &mut [f32],
     ) {
-        let a = (vf, hd, p, factor, tile, longest, out);
-        match (tile.len(), hd.is_multiple_of(64), hd.is_multiple_of(32)) {
+        let a = (blk, p, factor, tile, out);
+        match (
+            tile.len(),
+            blk.hd.is_multiple_of(64),
+            blk.hd.is_multiple_of(32),
+        ) {
             (4, ..) => weigh_n::<4, 2>(a),
             (3, ..) => weigh_n::<3, 2>(a),
             (2, _, true) => weigh_n::<2, 4>(a),
@@ -358,25 +354,18 @@ mod x86 {
         }
     }
 
-    type WeighArgs<'a> = (
-        &'a [f32],
-        usize,
-        &'a [f32],
-        &'a [f32],
-        &'a [usize],
-        usize,
-        &'a mut [f32],
-    );
-
     /// `Q` queries by `8 * D` dimensions per pass (`hd` a multiple of `8 * D`).
     #[inline(always)]
-    unsafe fn weigh_n<const Q: usize, const D: usize>(a: WeighArgs) {
-        let (vf, hd, p, factor, tile, longest, out) = a;
-        debug_assert!(tile.len() == Q && vf.len() >= longest * hd && hd.is_multiple_of(8 * D));
+    unsafe fn weigh_n<const Q: usize, const D: usize>(
+        (blk, p, factor, tile, out): (&Widened, &[f32], &[f32], &[usize], &mut [f32]),
+    ) {
+        let hd = blk.hd;
+        debug_assert!(tile.len() == Q && blk.v.len() >= blk.longest * hd);
+        debug_assert!(hd.is_multiple_of(8 * D));
         let w: [*const f32; Q] = std::array::from_fn(|t| p[tile[t] * KB..][..KB].as_ptr());
         let f: [__m256; Q] = std::array::from_fn(|t| _mm256_set1_ps(factor[tile[t]]));
         let o: [*mut f32; Q] = std::array::from_fn(|t| out[tile[t] * hd..][..hd].as_mut_ptr());
-        let vp = vf.as_ptr();
+        let vp = blk.v.as_ptr();
         for d0 in (0..hd).step_by(8 * D) {
             let mut acc = [[_mm256_setzero_ps(); D]; Q];
             for t in 0..Q {
@@ -385,7 +374,7 @@ mod x86 {
                     acc[t][c] = _mm256_mul_ps(x, f[t]);
                 }
             }
-            for j in 0..longest {
+            for j in 0..blk.longest {
                 let v = vp.add(j * hd + d0);
                 let vv: [__m256; D] = std::array::from_fn(|c| _mm256_loadu_ps(v.add(8 * c)));
                 for t in 0..Q {
@@ -406,7 +395,9 @@ mod x86 {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::tests::{cache, Lcg};
     use super::*;
+    use half::f16;
 
     /// One query the textbook way, in f64: every score, the softmax over all of them, the
     /// weighted sum of V.
@@ -425,64 +416,19 @@ pub(super) mod tests {
             .collect()
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn the_vector_exp_is_within_two_ulp_of_libm() {
-        if !crate::kernels::simd_enabled() {
-            return;
-        }
-        let mut worst = 0f64;
-        let mut x = -90f32;
-        while x <= 0.0 {
-            let lanes: [f32; 8] = std::array::from_fn(|i| x - i as f32 * 1e-3);
-            let mut got = [0f32; 8];
-            // SAFETY: AVX2, FMA and F16C checked above.
-            unsafe {
-                use std::arch::x86_64::*;
-                _mm256_storeu_ps(got.as_mut_ptr(), x86::exp8(_mm256_loadu_ps(lanes.as_ptr())));
-            }
-            for (&g, &l) in got.iter().zip(&lanes) {
-                let want = (l as f64).exp();
-                if l < -87.3 {
-                    assert_eq!(g, 0.0, "exp({l})");
-                } else if want > f32::MIN_POSITIVE as f64 {
-                    let ulp = (want as f32).to_bits() as i64 - g.to_bits() as i64;
-                    worst = worst.max(ulp.abs() as f64);
-                }
-            }
-            x += 0.0137;
-        }
-        assert!(worst <= 2.0, "{worst} ulp");
-        let mut neg_inf = [0f32; 8];
-        // SAFETY: as above.
-        unsafe {
-            use std::arch::x86_64::*;
-            let v = x86::exp8(_mm256_set1_ps(f32::NEG_INFINITY));
-            _mm256_storeu_ps(neg_inf.as_mut_ptr(), v);
-        }
-        assert_eq!(neg_inf, [0.0; 8]);
-    }
-
     #[test]
     fn every_path_matches_exact_attention_and_one_query_at_a_time() {
-        let mut seed = 11u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
-        };
+        let mut rnd = Lcg(11);
         let (n_kv, cap) = (3, 4 * KB);
         for hd in [24, 32, 64, 96, 128, 256] {
-            let k: Vec<f16> = (0..cap * n_kv * hd).map(|_| f16::from_f32(rnd())).collect();
-            let v: Vec<f16> = (0..cap * n_kv * hd).map(|_| f16::from_f32(rnd())).collect();
+            let (k, v) = cache(n_kv, hd, cap, &mut rnd);
             // Key counts on both sides of lane, tile and block edges, in one call, as a
             // prefill's causal rows and a decode's single row give them.
             let ns = [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 130, 200, cap];
             // Queries of growing size, so that some softmaxes are nearly one-hot and
             // their maximum moves from block to block.
             let qs: Vec<f32> = (0..ns.len() * hd)
-                .map(|i| f16::from_f32(rnd() * (1 + i / hd) as f32).to_f32())
+                .map(|i| f16::from_f32(rnd.next() * (1 + i / hd) as f32).to_f32())
                 .collect();
             for kvh in 0..n_kv {
                 let kv = HeadKv {

@@ -260,6 +260,7 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{cache, Lcg};
     use super::*;
 
     /// One query over its keys in one pass, one element at a time: the arithmetic every
@@ -289,21 +290,16 @@ mod tests {
 
     #[test]
     fn every_path_matches_one_query_at_a_time_bit_for_bit() {
-        let mut seed = 11u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
-        };
+        let mut rnd = Lcg(11);
         let (n_kv, cap) = (3, 4 * KB);
         for hd in [24, 32, 64, 96, 128, 256] {
-            let k: Vec<f16> = (0..cap * n_kv * hd).map(|_| f16::from_f32(rnd())).collect();
-            let v: Vec<f16> = (0..cap * n_kv * hd).map(|_| f16::from_f32(rnd())).collect();
+            let (k, v) = cache(n_kv, hd, cap, &mut rnd);
             // Key counts on both sides of lane and block edges, in one call, as a
             // prefill's causal rows and a decode's single row give them.
             let ns = [1, 7, 8, 9, 63, 64, 65, 130, 200, cap];
-            let qs: Vec<f32> = (0..ns.len() * hd).map(|_| round16(rnd() * 3.0)).collect();
+            let qs: Vec<f32> = (0..ns.len() * hd)
+                .map(|_| round16(rnd.next() * 3.0))
+                .collect();
             for kvh in 0..n_kv {
                 let kv = HeadKv {
                     k: &k,

@@ -71,17 +71,27 @@ pub(super) fn attend(
 mod tests {
     use super::*;
 
-    /// Random keys and values for `n_kv` heads of `hd` dimensions, `cap` positions.
-    fn cache(n_kv: usize, hd: usize, cap: usize, seed: u64) -> (Vec<f16>, Vec<f16>) {
-        let mut seed = seed;
-        let mut rnd = || {
-            seed = seed
+    /// A seeded generator of values in [−2, 2).
+    pub(super) struct Lcg(pub u64);
+
+    impl Lcg {
+        pub(super) fn next(&mut self) -> f32 {
+            self.0 = self
+                .0
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            f16::from_f32(((seed >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0)
-        };
-        let k = (0..cap * n_kv * hd).map(|_| rnd()).collect();
-        let v = (0..cap * n_kv * hd).map(|_| rnd()).collect();
+            ((self.0 >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
+        }
+    }
+
+    /// Random keys, then values, for `cap` positions of `n_kv` heads of `hd` dimensions.
+    pub(super) fn cache(n_kv: usize, hd: usize, cap: usize, rnd: &mut Lcg) -> (Vec<f16>, Vec<f16>) {
+        let k = (0..cap * n_kv * hd)
+            .map(|_| f16::from_f32(rnd.next()))
+            .collect();
+        let v = (0..cap * n_kv * hd)
+            .map(|_| f16::from_f32(rnd.next()))
+            .collect();
         (k, v)
     }
 
@@ -91,7 +101,7 @@ mod tests {
     #[test]
     fn fast_attention_is_closer_to_exact_than_llama_cpps() {
         let (n_kv, hd, cap) = (1, 64, 8 * KB);
-        let (k, v) = cache(n_kv, hd, cap, 3);
+        let (k, v) = cache(n_kv, hd, cap, &mut Lcg(3));
         let kv = HeadKv {
             k: &k,
             v: &v,
