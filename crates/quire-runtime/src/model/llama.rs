@@ -490,13 +490,7 @@ fn flash_attention(cfg: &Config, q: &[f32], seq: usize, pos: usize, kv: &KvCache
     let mut out = vec![0f32; n_groups * n_blocks * task];
     crate::pool::global().chunks_mut(&mut out, task, |t, out_t| {
         let (g, b) = (t % n_groups, n_blocks - 1 - t / n_groups);
-        let head = super::attn::HeadKv {
-            k: &kv.k,
-            v: &kv.v,
-            n_kv,
-            kvh: g * hpt / n_rep,
-            hd,
-        };
+        let head = super::attn::HeadKv::new(&kv.k, &kv.v, n_kv, g * hpt / n_rep, hd);
         let rows = b * block..((b + 1) * block).min(seq);
         let nq = hpt * rows.len();
         // Queries `[head in group][row][hd]`, rounded to f16.
@@ -586,17 +580,11 @@ mod tests {
             }
             assert_eq!(cache.len(), want.len());
             for kvh in 0..n_kv {
-                let head = super::super::attn::HeadKv {
-                    k: &cache.k,
-                    v: &cache.v,
-                    n_kv,
-                    kvh,
-                    hd,
-                };
+                let head = super::super::attn::HeadKv::new(&cache.k, &cache.v, n_kv, kvh, hd);
                 for (p, (k, v)) in want.iter().enumerate() {
                     for d in 0..hd {
-                        let got_k = head.k_block(p / KB)[d * KB + p % KB].to_f32();
-                        let got_v = head.v_block(p / KB)[(p % KB) * hd + d].to_f32();
+                        let got_k = head.key(p, d).to_f32();
+                        let got_v = head.value(p, d).to_f32();
                         assert_eq!(
                             got_k,
                             f16::from_f32(k[kvh * hd + d]).to_f32(),

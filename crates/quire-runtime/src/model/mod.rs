@@ -56,16 +56,12 @@ impl Weights {
             ))
         };
         match arch.as_str() {
-            "llama" | "mistral" => {
-                let mut cfg = llama::Config::from_gguf(file, false)?;
-                cfg.attention = attention;
-                Ok(Self::Llama(Box::new(llama::Llama::load(
-                    file, cfg, max_seq, dev,
-                )?)))
-            }
-            "qwen2" => {
-                let mut cfg = llama::Config::from_gguf(file, true)?;
-                cfg.attention = attention;
+            "llama" | "mistral" | "qwen2" => {
+                // Qwen2 runs on the Llama decoder with the NEOX rotary layout.
+                let cfg = llama::Config {
+                    attention,
+                    ..llama::Config::from_gguf(file, arch == "qwen2")?
+                };
                 Ok(Self::Llama(Box::new(llama::Llama::load(
                     file, cfg, max_seq, dev,
                 )?)))

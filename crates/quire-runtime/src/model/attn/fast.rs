@@ -403,8 +403,8 @@ pub(super) mod tests {
     /// weighted sum of V.
     pub(crate) fn exact(kv: &HeadKv, q: &[f32], n: usize, scale: f32) -> Vec<f64> {
         let hd = kv.hd;
-        let key = |j: usize, d: usize| kv.k_block(j / KB)[d * KB + j % KB].to_f64();
-        let val = |j: usize, d: usize| kv.v_block(j / KB)[(j % KB) * hd + d].to_f64();
+        let key = |j: usize, d: usize| kv.key(j, d).to_f64();
+        let val = |j: usize, d: usize| kv.value(j, d).to_f64();
         let s: Vec<f64> = (0..n)
             .map(|j| (0..hd).map(|d| q[d] as f64 * key(j, d)).sum::<f64>() * scale as f64)
             .collect();
@@ -431,13 +431,7 @@ pub(super) mod tests {
                 .map(|i| f16::from_f32(rnd.next() * (1 + i / hd) as f32).to_f32())
                 .collect();
             for kvh in 0..n_kv {
-                let kv = HeadKv {
-                    k: &k,
-                    v: &v,
-                    n_kv,
-                    kvh,
-                    hd,
-                };
+                let kv = HeadKv::new(&k, &v, n_kv, kvh, hd);
                 for simd in [false, simd_heads(hd)] {
                     let mut out = vec![f32::NAN; ns.len() * hd];
                     attend_on(&kv, &qs, &ns, 0.125, &mut out, simd);

@@ -267,8 +267,8 @@ mod tests {
     /// path must reproduce.
     fn one_query(kv: &HeadKv, q: &[f32], n: usize, scale: f32) -> Vec<f32> {
         let hd = kv.hd;
-        let key = |j: usize, d: usize| kv.k_block(j / KB)[d * KB + j % KB].to_f32();
-        let val = |j: usize, d: usize| kv.v_block(j / KB)[(j % KB) * hd + d].to_f32();
+        let key = |j: usize, d: usize| kv.key(j, d).to_f32();
+        let val = |j: usize, d: usize| kv.value(j, d).to_f32();
         let mut acc = vec![0f32; hd];
         let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0f32);
         for j in 0..n {
@@ -301,13 +301,7 @@ mod tests {
                 .map(|_| round16(rnd.next() * 3.0))
                 .collect();
             for kvh in 0..n_kv {
-                let kv = HeadKv {
-                    k: &k,
-                    v: &v,
-                    n_kv,
-                    kvh,
-                    hd,
-                };
+                let kv = HeadKv::new(&k, &v, n_kv, kvh, hd);
                 let mut out = vec![f32::NAN; ns.len() * hd];
                 attend(&kv, &qs, &ns, 0.125, &mut out);
                 let mut single = vec![0f32; hd];

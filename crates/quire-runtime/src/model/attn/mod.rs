@@ -41,13 +41,35 @@ pub(super) struct HeadKv<'a> {
     pub hd: usize,
 }
 
-impl HeadKv<'_> {
+impl<'a> HeadKv<'a> {
+    pub(super) fn new(k: &'a [f16], v: &'a [f16], n_kv: usize, kvh: usize, hd: usize) -> Self {
+        Self {
+            k,
+            v,
+            n_kv,
+            kvh,
+            hd,
+        }
+    }
+
     pub(super) fn k_block(&self, b: usize) -> &[f16] {
         &self.k[(b * self.n_kv + self.kvh) * self.hd * KB..][..self.hd * KB]
     }
 
     pub(super) fn v_block(&self, b: usize) -> &[f16] {
         &self.v[(b * self.n_kv + self.kvh) * KB * self.hd..][..KB * self.hd]
+    }
+
+    /// Dimension `d` of position `j`'s key.
+    #[cfg(test)]
+    pub(super) fn key(&self, j: usize, d: usize) -> f16 {
+        self.k_block(j / KB)[d * KB + j % KB]
+    }
+
+    /// Dimension `d` of position `j`'s value.
+    #[cfg(test)]
+    pub(super) fn value(&self, j: usize, d: usize) -> f16 {
+        self.v_block(j / KB)[(j % KB) * self.hd + d]
     }
 }
 
@@ -102,13 +124,7 @@ mod tests {
     fn fast_attention_is_closer_to_exact_than_llama_cpps() {
         let (n_kv, hd, cap) = (1, 64, 8 * KB);
         let (k, v) = cache(n_kv, hd, cap, &mut Lcg(3));
-        let kv = HeadKv {
-            k: &k,
-            v: &v,
-            n_kv,
-            kvh: 0,
-            hd,
-        };
+        let kv = HeadKv::new(&k, &v, n_kv, 0, hd);
         let ns = [100, 300, cap];
         let qs: Vec<f32> = (0..ns.len() * hd)
             .map(|i| f16::from_f32(((i * 7919) % 97) as f32 / 48.0 - 1.0).to_f32())
