@@ -433,7 +433,7 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
         return;
     }
     let embed = lib.embedder().map(|e| e.as_ref());
-    let checks = verify::check(&sentences, &answer.sources, embed);
+    let checks = verify::check(&answer.query, &sentences, &answer.sources, embed);
     answer.answer = render(&checks, &cleaned, &sentences);
     let mut citations: Vec<AnswerCitation> = Vec::new();
     for c in &checks {

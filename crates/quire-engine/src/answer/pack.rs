@@ -92,13 +92,21 @@ pub struct Packed {
     pub history_kept: usize,
 }
 
-/// The user message: sources as quoted data, then the question.
+/// What closes the user message, right before the answer: small models follow the
+/// instruction nearest to where they start writing.
+/// (The refusal line stays in the system prompt only: repeated here, it made Qwen2.5-0.5B
+/// refuse 39 of the QA set's 58 answerable questions instead of 11.)
+pub const ANSWER_CUE: &str = "Answer the question from the sources above in one to three short sentences, each ending with the number of its source, like [1].";
+
+/// The user message: sources as quoted data, then the question, then how to answer.
+/// A source's label reads as a sentence ("Source [2], from "…", page 4:"), not as a
+/// bare "[2] Title (page 4)" line: models given bare labels answer by listing them.
 pub fn user_message(sources: &[Source], question: &str) -> String {
     let mut s = String::from("Sources:\n");
     for src in sources {
-        let title = src.title.replace('\n', " ");
+        let title = src.title.replace(['\n', '"'], " ");
         s.push_str(&format!(
-            "\n[{}] {} (page {})\n\"\"\"\n{}\n\"\"\"\n",
+            "\nSource [{}], from \"{}\", page {}:\n\"\"\"\n{}\n\"\"\"\n",
             src.n,
             title.trim(),
             src.page,
@@ -108,7 +116,7 @@ pub fn user_message(sources: &[Source], question: &str) -> String {
     if sources.is_empty() {
         s.push_str("\n(none)\n");
     }
-    s.push_str(&format!("\nQuestion: {}", question.trim()));
+    s.push_str(&format!("\nQuestion: {}\n\n{ANSWER_CUE}", question.trim()));
     s
 }
 

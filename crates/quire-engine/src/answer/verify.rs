@@ -4,6 +4,13 @@
 //! same (MiniLM cosine) and shares some of its words. Either way, every number the
 //! sentence states must be in the passage: a dose, a rate or a count the sources do not
 //! give is never "supported" because the words around it match.
+//!
+//! What is checked is what the sentence adds to the question. A sentence that echoes the
+//! question ("The answer is that the study of X measured Y …") shares most of its words
+//! with a passage about X whether or not the rest is true, so the words it takes from
+//! the question count only towards its being on the passage's topic; the share that must
+//! be in the passage is the share of its *new* words. A sentence with no new words (a
+//! yes/no answer restating the question) is checked on all of them.
 
 use std::collections::HashSet;
 
@@ -13,8 +20,11 @@ use super::cite::CitedSentence;
 use super::pack::Source;
 use super::text;
 
-/// Share of a sentence's content words a source window must hold on its own.
+/// Share of a sentence's new content words (those not in the question) a source window
+/// must hold on its own …
 pub const LEXICAL_SUPPORT: f32 = 0.6;
+/// … while holding at least this share of all its content words (it is on topic).
+pub const TOPICAL_SUPPORT: f32 = 0.4;
 /// Cosine a source sentence must reach, together with [`SEMANTIC_MIN_OVERLAP`].
 pub const SEMANTIC_SUPPORT: f32 = 0.72;
 pub const SEMANTIC_MIN_OVERLAP: f32 = 0.25;
@@ -50,6 +60,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Checks every sentence of an answer against the sources.
 pub fn check(
+    question: &str,
     sentences: &[CitedSentence],
     sources: &[Source],
     embed: Option<&dyn Embed>,
@@ -96,18 +107,29 @@ pub fn check(
         _ => (None, None),
     };
 
+    let asked = text::term_set(question);
     sentences
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let terms = text::term_set(&s.text);
+            let added: HashSet<String> = terms.difference(&asked).cloned().collect();
+            let new_terms = if added.is_empty() { &terms } else { &added };
             let stated = text::numbers(&s.text);
             let score = |w: &Window| -> (f32, Option<f32>) {
                 if !stated.is_subset(&w.numbers) {
                     // A number the passage does not give: this window supports nothing.
                     return (0.0, None);
                 }
-                let lex = text::coverage(&terms, &w.terms);
+                // Off the passage's topic, the new words' share is capped by the whole
+                // sentence's, so it cannot reach LEXICAL_SUPPORT on its own.
+                let topical = text::coverage(&terms, &w.terms);
+                let lex = text::coverage(new_terms, &w.terms);
+                let lex = if topical < TOPICAL_SUPPORT {
+                    lex.min(topical)
+                } else {
+                    lex
+                };
                 let sem = match (source_vecs, claim_vecs) {
                     (Some(sv), Some(cv)) => w
                         .sentences
@@ -209,7 +231,7 @@ mod tests {
             "The calculated rate of failed retrieval in trauma patients is 0.1%.",
             &[1],
         );
-        let checks = check(&[right, wrong], &sources, None);
+        let checks = check("", &[right, wrong], &sources, None);
         assert!(checks[0].supported, "{:?}", checks[0]);
         assert!(!checks[1].supported, "{:?}", checks[1]);
         // Numbers written as words match their digits.
@@ -218,8 +240,39 @@ mod tests {
             "Fifteen participants took part, seven from the rural hospital.",
         )];
         let c = check(
+            "",
             &[claim(
                 "15 participants took part, 7 from the rural hospital.",
+                &[1],
+            )],
+            &sources,
+            None,
+        );
+        assert!(c[0].supported, "{:?}", c[0]);
+    }
+
+    #[test]
+    fn what_is_checked_is_what_the_sentence_adds_to_the_question() {
+        let question = "What limit on individual travel grant requests did the council propose to keep all-hands travel within budget?";
+        let sources = [source(
+            1,
+            "To keep all-hands travel within budget, the council proposed limiting individual travel grant requests to $2,000. Requests above that go to the Foundation.",
+        )];
+        // Echoes the question and adds only things the passage does not say.
+        let echo = claim(
+            "The answer is that the council proposed a limit on individual travel grant requests to keep all-hands travel within budget because hotels were expensive.",
+            &[1],
+        );
+        // Adds the passage's particular, in other words than the question's.
+        let answer = claim("Individual requests were limited to $2,000.", &[1]);
+        let c = check(question, &[echo, answer], &sources, None);
+        assert!(!c[0].supported, "{:?}", c[0]);
+        assert!(c[1].supported, "{:?}", c[1]);
+        // Without the question, the echo's words alone carry it.
+        let c = check(
+            "",
+            &[claim(
+                "The answer is that the council proposed a limit on individual travel grant requests to keep all-hands travel within budget because hotels were expensive.",
                 &[1],
             )],
             &sources,
