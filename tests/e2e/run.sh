@@ -35,8 +35,11 @@ export WEBKIT_DISABLE_COMPOSITING_MODE=1 WEBKIT_DISABLE_DMABUF_RENDERER=1 NO_AT_
 # The chat check needs an answer the default 135M model gets past verification, with a
 # citation to click. Its greedy output is deterministic, but any change to retrieval,
 # focus or the prompt can change it: the HIT-risk question stopped passing when sentences
-# became whole (the model's "2.6 %" is not in the paper, so the answer was withheld).
-export QUIRE_E2E_QUESTION="${QUIRE_E2E_QUESTION:-What is the rate of failed vena cava filter retrieval in trauma patients?}"
+# became whole (the model's "2.6 %" is not in the paper, so the answer was withheld), and
+# the vena-cava-filter question in those words stopped when the prompt's source labels
+# changed (the model then gave 2.8 % as the failure rate of compression devices). Check a
+# replacement with `quire ask "…" --json` on a library of the two papers.
+export QUIRE_E2E_QUESTION="${QUIRE_E2E_QUESTION:-What is the failed retrieval rate of IVC filters?}"
 
 # Runs in the namespace: the whole session, then its no-route counters into $out.
 unshare -rn bash -c '

@@ -67,6 +67,149 @@ fn parse_inner(inner: &str) -> Option<Vec<usize>> {
     Some(numbers)
 }
 
+/// Removes the source labels a model copies into its answer — `Source [3], from "Title",
+/// page 5:` or `Title, page 5:` at the head of a line — and cites the source the label
+/// named instead. A copied label is not a claim: left in, its page number is a number the
+/// passage does not state, and the sentence after it fails verification for that alone.
+/// A `[k]` opening such a line is the model's list index, not a citation, and goes with
+/// the label. `titles` are the sources' numbers and titles.
+pub fn strip_source_labels(answer: &str, titles: &[(usize, &str)]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    // A label alone on its line names the source of the text on the lines after it.
+    let mut pending: Option<usize> = None;
+    for line in answer.lines() {
+        if unquote(line).is_empty() && !line.trim().is_empty() {
+            // Only the quote marks that fenced a passage.
+            continue;
+        }
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let (bullet, body) = match body.strip_prefix(['-', '*', '•']) {
+            Some(rest) if rest.starts_with(' ') => {
+                (&body[..body.len() - rest.len() + 1], rest.trim_start())
+            }
+            _ => ("", body),
+        };
+        let (index, after_index) = match markers(body).first() {
+            Some(m) if m.range.0 == 0 => {
+                (m.numbers.first().copied(), body[m.range.1..].trim_start())
+            }
+            _ => (None, body),
+        };
+        let labelled = label(after_index, titles, index);
+        if let Some((cited, rest)) = labelled {
+            if rest.trim().is_empty() && cited.is_some() {
+                pending = cited;
+                continue;
+            }
+        }
+        match labelled.or(pending.map(|n| (Some(n), unquote(body)))) {
+            Some((cited, rest)) if !rest.trim().is_empty() => {
+                pending = None;
+                let rest = rest.trim();
+                let mut l = format!("{indent}{bullet}{rest}");
+                if let (Some(n), true) = (cited, markers(rest).is_empty()) {
+                    match l.char_indices().last() {
+                        Some((i, '.' | '!' | '?')) => l.insert_str(i, &format!(" [{n}]")),
+                        _ => l.push_str(&format!(" [{n}]")),
+                    }
+                }
+                out.push(l);
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    out.join("\n")
+}
+
+/// A source label at the head of `s`: the source it names and the text after it.
+fn label<'a>(
+    s: &'a str,
+    titles: &[(usize, &str)],
+    index: Option<usize>,
+) -> Option<(Option<usize>, &'a str)> {
+    if s.get(..6).is_some_and(|h| h.eq_ignore_ascii_case("source")) {
+        let rest = s["source".len()..].trim_start();
+        let m = markers(rest).into_iter().next().filter(|m| m.range.0 == 0);
+        let (n, mut rest) = match m {
+            Some(m) => (m.numbers.first().copied(), &rest[m.range.1..]),
+            None => {
+                let digits = rest.chars().take_while(char::is_ascii_digit).count();
+                if digits == 0 && !rest.starts_with(", from ") {
+                    return None;
+                }
+                (rest[..digits].parse().ok(), &rest[digits..])
+            }
+        };
+        let mut n = n;
+        if let Some(r) = rest.strip_prefix(", from ") {
+            let r = r.trim_start();
+            rest = match r.strip_prefix('"') {
+                Some(q) => {
+                    let close = q.find('"')?;
+                    n = n.or_else(|| only_source_titled(titles, q[..close].trim()));
+                    &q[close + 1..]
+                }
+                None => r,
+            };
+        }
+        // A label ends with a colon or its line: "Source [2] states that …" is prose.
+        let rest = page_suffix(rest);
+        let rest = match rest.strip_prefix(':') {
+            Some(r) => r,
+            None if rest.trim().is_empty() => rest,
+            None => return None,
+        };
+        return Some((n, unquote(rest)));
+    }
+    // "Title, page 5:" — the longest title the line opens with, closed by a colon. It
+    // names its source when no other source has that title (pages of one document
+    // share it); otherwise the line's own index is the best guess.
+    let opens =
+        |t: &str| !t.is_empty() && s.get(..t.len()).is_some_and(|h| h.eq_ignore_ascii_case(t));
+    let title = titles
+        .iter()
+        .map(|(_, t)| t.trim())
+        .filter(|t| opens(t))
+        .max_by_key(|t| t.len())?;
+    let rest = unquote(page_suffix(&s[title.len()..]).strip_prefix(':')?);
+    Some((only_source_titled(titles, title).or(index), rest))
+}
+
+/// The source titled `title`, when no other source has that title.
+fn only_source_titled(titles: &[(usize, &str)], title: &str) -> Option<usize> {
+    let mut named = titles
+        .iter()
+        .filter(|(_, t)| t.trim().eq_ignore_ascii_case(title));
+    match (named.next(), named.next()) {
+        (Some((n, _)), None) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The text after a label without the quote marks that fenced the passage in the prompt.
+fn unquote(s: &str) -> &str {
+    let s = s
+        .trim_start()
+        .trim_start_matches(['"', '\u{201c}'])
+        .trim_start();
+    s.trim_end_matches(['"', '\u{201d}']).trim_end()
+}
+
+/// Skips `, page 5` or ` (page 5)` at the head of `s`.
+fn page_suffix(s: &str) -> &str {
+    for open in [", page ", " (page ", ", p. "] {
+        if let Some(r) = s.strip_prefix(open) {
+            let digits = r.chars().take_while(char::is_ascii_digit).count();
+            if digits > 0 {
+                let r = &r[digits..];
+                return r.strip_prefix(')').unwrap_or(r);
+            }
+        }
+    }
+    s
+}
+
 /// A sentence of the cleaned answer and the source numbers it cites.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CitedSentence {
@@ -173,6 +316,47 @@ mod tests {
         assert!(sents[1].cites.is_empty());
         assert_eq!(sents[1].text, "It reduced clots.");
         assert_eq!(sents[2].cites, vec![2]);
+    }
+
+    #[test]
+    fn copied_source_labels_become_citations() {
+        let titles = [
+            (1, "Council meeting 2024-10-11"),
+            (2, "Stress and dementia"),
+            (3, "ipg1300180a"),
+        ];
+        let a = strip_source_labels(
+            "[1] Source [3], from \"ipg1300180a\", page 5: The five most common life events were illness and bereavement.\n\
+             [2] Council meeting 2024-10-11: We might only have a few extra thousand.\n\
+             - Source 2, page 4: APOE genotype was available for 1,462 people\n\
+             Stress and dementia were linked in the cohort [2].",
+            &titles,
+        );
+        assert_eq!(
+            a,
+            "The five most common life events were illness and bereavement [3].\n\
+             We might only have a few extra thousand [1].\n\
+             - APOE genotype was available for 1,462 people [2]\n\
+             Stress and dementia were linked in the cohort [2]."
+        );
+        // Unnumbered, with the passage's quote marks copied too: the title names it.
+        let a = strip_source_labels(
+            "Source, from \"Stress and dementia\", page 8: \"\"\" Life events were common.",
+            &titles,
+        );
+        assert_eq!(a, "Life events were common [2].");
+        // A label on a line of its own, the quote marks on the next.
+        let a = strip_source_labels(
+            "Source [3], from \"ipg1300180a\", page 5:\n\"\"\"\nLife events were common.\n\"\"\"",
+            &titles,
+        );
+        assert_eq!(a, "Life events were common [3].");
+        // A source named in prose is no label.
+        let a = strip_source_labels("Source [2] states that life events were common.", &titles);
+        assert_eq!(a, "Source [2] states that life events were common.");
+        // Prose that merely starts like a label is never cut.
+        let a = strip_source_labels("Source [1]\nSources differ on the dose [1].", &titles);
+        assert_eq!(a, "Sources differ on the dose [1].");
     }
 
     #[test]

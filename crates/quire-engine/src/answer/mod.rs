@@ -222,12 +222,17 @@ const DEPTH: usize = 20;
 
 /// Hybrid retrieval with at most one passage per page among the first `k` — several
 /// overlapping chunks of one page crowd out the other pages that might hold the answer
-/// — then the rest in rank order, up to `k`.
+/// — then the rest in rank order, up to `k`. Passages that are mostly a reference list
+/// come only after all others: they share the words of every question on their paper's
+/// topic and answer none of them.
 pub fn retrieve(lib: &Library, query: &str, k: usize) -> Result<(Vec<Hit>, Option<f32>)> {
     let (hits, top_cosine) = lib.retrieve(query, DEPTH.max(k))?;
+    let (prose, bibliography): (Vec<Hit>, Vec<Hit>) = hits
+        .into_iter()
+        .partition(|h| !text::mostly_references(&h.text));
     let mut out: Vec<Hit> = Vec::with_capacity(k);
     let mut rest: Vec<Hit> = Vec::new();
-    for h in hits {
+    for h in prose {
         let seen = out.iter().any(|o| o.doc_id == h.doc_id && o.page == h.page);
         if seen || out.len() >= k {
             rest.push(h);
@@ -236,7 +241,7 @@ pub fn retrieve(lib: &Library, query: &str, k: usize) -> Result<(Vec<Hit>, Optio
         }
     }
     let missing = k.saturating_sub(out.len());
-    out.extend(rest.into_iter().take(missing));
+    out.extend(rest.into_iter().chain(bibliography).take(missing));
     Ok((out, top_cosine))
 }
 
@@ -277,8 +282,15 @@ pub fn focus(lib: &Library, query: &str, hits: Vec<Hit>) -> Result<Vec<Hit>> {
                     .zip(&vectors[0])
                     .map(|(x, y)| x * y)
                     .sum();
-                let lex = text::coverage(&q_terms, &text::term_set(&h.text[a..b]));
-                (cos + lex, i)
+                let sentence = &h.text[a..b];
+                let lex = text::coverage(&q_terms, &text::term_set(sentence));
+                // A reference-list entry shares the question's words and answers nothing.
+                let cited_work = if text::looks_like_reference(sentence) {
+                    1.0
+                } else {
+                    0.0
+                };
+                (cos + lex - cited_work, i)
             })
             .max_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)))
             .map_or(0, |(_, i)| i);
@@ -419,7 +431,13 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
         return;
     }
     let n_sources = answer.sources.len();
-    let (cleaned, invalid, sentences) = cite::resolve(raw, |n| n >= 1 && n <= n_sources);
+    let titles: Vec<(usize, &str)> = answer
+        .sources
+        .iter()
+        .map(|s| (s.n, s.title.as_str()))
+        .collect();
+    let unlabelled = cite::strip_source_labels(raw, &titles);
+    let (cleaned, invalid, sentences) = cite::resolve(&unlabelled, |n| n >= 1 && n <= n_sources);
     answer.invalid_citations = invalid;
     if sentences
         .iter()

@@ -313,6 +313,74 @@ pub fn coverage(claim: &HashSet<String>, source: &HashSet<String>) -> f32 {
     claim.iter().filter(|t| source.contains(*t)).count() as f32 / claim.len() as f32
 }
 
+/// Whether `text` reads like an entry of a reference list — an author list ("Norwood SH,
+/// McAuley CE, Berne JD") or a journal's year, volume and pages ("2002, 137:696-702",
+/// "2019;12(3):45") — rather than prose. A paper's bibliography shares the words of
+/// every question about its topic, but it never answers one.
+pub fn looks_like_reference(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    // "Surname AB," — a capitalised word, then one to three capitals closed by , . or :
+    let authors = words
+        .windows(2)
+        .filter(|w| {
+            let name = w[0].trim_start_matches(['(', '[']);
+            let initials = w[1].trim_end_matches([',', '.', ':', ';']);
+            name.chars().next().is_some_and(char::is_uppercase)
+                && name
+                    .chars()
+                    .skip(1)
+                    .all(|c| c.is_lowercase() || c == '-' || c == '\'')
+                && name.chars().count() > 1
+                && w[1].len() > initials.len()
+                && (1..=3).contains(&initials.len())
+                && initials.chars().all(|c| c.is_ascii_uppercase())
+        })
+        .count();
+    if authors >= 3 {
+        return true;
+    }
+    // "2002, 137:696" or "2019;12(3):45": a year, then a volume, then pages after a colon.
+    words.windows(2).any(|w| {
+        let year = w[0].trim_end_matches([',', ';']);
+        let is_year = year.len() == 4
+            && year.chars().all(|c| c.is_ascii_digit())
+            && (year.starts_with("19") || year.starts_with("20"));
+        is_year && w[0].len() > 4 && volume_pages(w[1])
+    }) || words.iter().any(|w| {
+        // The same written without a space: "2002;137:696-702".
+        w.split_once(';').is_some_and(|(y, rest)| {
+            y.len() == 4 && y.chars().all(|c| c.is_ascii_digit()) && volume_pages(rest)
+        })
+    })
+}
+
+/// Whether at least half of `text` (by length) is reference-list entries.
+pub fn mostly_references(text: &str) -> bool {
+    let (mut cited, mut all) = (0, 0);
+    for (a, b) in sentences(text) {
+        all += b - a;
+        if looks_like_reference(&text[a..b]) {
+            cited += b - a;
+        }
+    }
+    all > 0 && cited * 2 >= all
+}
+
+/// "137:696-702", "12(3):45": digits, an optional issue in brackets, a colon, digits.
+fn volume_pages(s: &str) -> bool {
+    let Some((volume, pages)) = s.split_once(':') else {
+        return false;
+    };
+    let volume = match volume.split_once('(') {
+        Some((v, issue)) if issue.ends_with(')') => v,
+        Some(_) => "",
+        None => volume,
+    };
+    !volume.is_empty()
+        && volume.chars().all(|c| c.is_ascii_digit())
+        && pages.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
 const ABBREVIATIONS: &[&str] = &[
     "e.g", "i.e", "et al", "fig", "figs", "vs", "approx", "no", "eq", "ref", "refs", "dr", "mr",
     "mrs", "ms", "prof", "st", "ca", "cf", "resp", "suppl", "tab", "vol",
@@ -426,6 +494,40 @@ pub fn clip(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_of_references_is_mostly_references() {
+        // Page 4 of the DVT-prophylaxis review as Quire reads it: running header, the
+        // tail of one entry, then numbered entries broken across lines.
+        let page = "Datta et al. Journal of Trauma Management & Outcomes 2010, 4:1\nhttp://www.traumamanagement.org/content/4/1/1\n\nwith proximal deep-vein thrombosis. Prevention du Risque d\u{2019}Embolie\nPulmonaire par Interruption Cave Study Group. N Engl J Med 1998,\n338:409-15.\n51. Darcy MD, Smith TP, Hunter DW, Castraneda-Zuniga W, Lund G, Amplatz K:\nShort-term prophylaxis of pulmonary embolism by using a retrievable\nvena cava filter. AJR Am J Roentgenol 1986, 147:836-8.\n52. Hoff WS, Hoey BA, Wainwright GA, Reed JF, Ball DS, Ringold M,\nGrossman MD: Early experience with retrievable inferior vena cava filters\nin high-risk trauma patients. J Am Coll Surg 2004, 199:869-74.\n53. ";
+        let verdicts: Vec<(bool, &str)> = sentences(page)
+            .iter()
+            .map(|&(a, b)| (looks_like_reference(&page[a..b]), &page[a..b]))
+            .collect();
+        assert!(mostly_references(page), "{verdicts:#?}");
+        let prose = "Failed filter retrieval does not carry an immediate complication to the patient. Failed retrieval rates in trauma patients are reported between 0% and 4% (Hoff et al., 2004). The failed retrieval rate is calculated to be 2.8%.";
+        assert!(!mostly_references(prose));
+    }
+
+    #[test]
+    fn reference_entries_are_told_from_prose() {
+        for r in [
+            "Norwood SH, McAuley CE, Berne JD, Vallina VL, Kerns DB, Grahm TW, Short K, McLarty JW: Prospective evaluation of the safety of enoxaparin prophylaxis.",
+            "Arch Surg 2002, 137:696-702.",
+            "Br J Haematol 2002, 118:1137-42.",
+            "Smith J. Heparin in trauma. Lancet 2019;12(3):45-9.",
+        ] {
+            assert!(looks_like_reference(r), "{r}");
+        }
+        for p in [
+            "Enoxaparin 30 mg twice daily was given to 120 patients (Geerts et al., 2002).",
+            "The calculated rate of failed retrieval was 2.8% in 2010, with 137 filters placed.",
+            "Eric Holk, Mark Rousskov and TC attended; the council met at 10:00 UTC.",
+            "Doses of 40 mg were used in the UK and the US.",
+        ] {
+            assert!(!looks_like_reference(p), "{p}");
+        }
+    }
 
     #[test]
     fn sentences_respect_abbreviations_and_decimals() {

@@ -11,6 +11,9 @@
 //! the question count only towards its being on the passage's topic; the share that must
 //! be in the passage is the share of its *new* words. A sentence with no new words (a
 //! yes/no answer restating the question) is checked on all of them.
+//!
+//! A reference-list entry ("Norwood SH, McAuley CE, … Arch Surg 2002, 137:696-702")
+//! supports nothing: it shares the words of every question on its topic and answers none.
 
 use std::collections::HashSet;
 
@@ -74,7 +77,15 @@ pub fn check(
         for &(a, b) in &ranges {
             sentence_texts.push(&s.text[a..b]);
         }
+        // A reference-list entry supports nothing: copied out, it answers no question.
+        let cited_work: Vec<bool> = ranges
+            .iter()
+            .map(|&(a, b)| text::looks_like_reference(&s.text[a..b]))
+            .collect();
         for (i, &(a, b)) in ranges.iter().enumerate() {
+            if cited_work[i] {
+                continue;
+            }
             windows.push(Window {
                 source: s.n,
                 range: (a, b),
@@ -82,7 +93,9 @@ pub fn check(
                 numbers: text::numbers(&s.text[a..b]),
                 sentences: vec![first + i],
             });
-            if let Some(&(_, b2)) = ranges.get(i + 1) {
+            if let (Some(&(_, b2)), false) =
+                (ranges.get(i + 1), cited_work.get(i + 1) == Some(&true))
+            {
                 windows.push(Window {
                     source: s.n,
                     range: (a, b2),
@@ -249,6 +262,30 @@ mod tests {
             None,
         );
         assert!(c[0].supported, "{:?}", c[0]);
+    }
+
+    #[test]
+    fn a_copied_reference_entry_is_not_support() {
+        let sources = [source(
+            1,
+            "Enoxaparin was safe in patients with intracranial haemorrhage. Norwood SH, McAuley CE, Berne JD, Vallina VL: Prospective evaluation of the safety of enoxaparin prophylaxis for venous thromboembolism in patients with intracranial hemorrhagic injuries. Arch Surg 2002, 137:696-702.",
+        )];
+        let copied = claim(
+            "Norwood SH, McAuley CE, Berne JD, Vallina VL: Prospective evaluation of the safety of enoxaparin prophylaxis for venous thromboembolism in patients with intracranial hemorrhagic injuries.",
+            &[1],
+        );
+        let prose = claim(
+            "Enoxaparin was safe in patients with intracranial haemorrhage.",
+            &[1],
+        );
+        let c = check(
+            "How many milligrams of enoxaparin should a trauma patient get?",
+            &[copied, prose],
+            &sources,
+            None,
+        );
+        assert!(!c[0].supported, "{:?}", c[0]);
+        assert!(c[1].supported, "{:?}", c[1]);
     }
 
     #[test]
