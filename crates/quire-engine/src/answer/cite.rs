@@ -90,23 +90,19 @@ pub fn strip_source_labels(answer: &str, titles: &[(usize, &str)]) -> String {
             }
             _ => ("", body),
         };
-        let (index, after_index) = match markers(body).first() {
-            Some(m) if m.range.0 == 0 => {
-                (m.numbers.first().copied(), body[m.range.1..].trim_start())
-            }
-            _ => (None, body),
+        let (index, after_index) = match leading_marker(body) {
+            Some((n, rest)) => (n, rest.trim_start()),
+            None => (None, body),
         };
         let labelled = label(after_index, titles, index);
-        if let Some((cited, rest)) = labelled {
-            if rest.trim().is_empty() && cited.is_some() {
-                pending = cited;
-                continue;
-            }
+        if let Some((Some(n), "")) = labelled {
+            pending = Some(n);
+            continue;
         }
+        // Label texts come unquoted, so trimmed.
         match labelled.or(pending.map(|n| (Some(n), unquote(body)))) {
-            Some((cited, rest)) if !rest.trim().is_empty() => {
+            Some((cited, rest)) if !rest.is_empty() => {
                 pending = None;
-                let rest = rest.trim();
                 let mut l = format!("{indent}{bullet}{rest}");
                 if let (Some(n), true) = (cited, markers(rest).is_empty()) {
                     match l.char_indices().last() {
@@ -130,9 +126,8 @@ fn label<'a>(
 ) -> Option<(Option<usize>, &'a str)> {
     if s.get(..6).is_some_and(|h| h.eq_ignore_ascii_case("source")) {
         let rest = s["source".len()..].trim_start();
-        let m = markers(rest).into_iter().next().filter(|m| m.range.0 == 0);
-        let (n, mut rest) = match m {
-            Some(m) => (m.numbers.first().copied(), &rest[m.range.1..]),
+        let (mut n, mut rest) = match leading_marker(rest) {
+            Some(found) => found,
             None => {
                 let digits = rest.chars().take_while(char::is_ascii_digit).count();
                 if digits == 0 && !rest.starts_with(", from ") {
@@ -141,7 +136,6 @@ fn label<'a>(
                 (rest[..digits].parse().ok(), &rest[digits..])
             }
         };
-        let mut n = n;
         if let Some(r) = rest.strip_prefix(", from ") {
             let r = r.trim_start();
             rest = match r.strip_prefix('"') {
@@ -174,6 +168,15 @@ fn label<'a>(
         .max_by_key(|t| t.len())?;
     let rest = unquote(page_suffix(&s[title.len()..]).strip_prefix(':')?);
     Some((only_source_titled(titles, title).or(index), rest))
+}
+
+/// A marker opening `s`: its first number and the text after it.
+fn leading_marker(s: &str) -> Option<(Option<usize>, &str)> {
+    markers(s)
+        .into_iter()
+        .next()
+        .filter(|m| m.range.0 == 0)
+        .map(|m| (m.numbers.first().copied(), &s[m.range.1..]))
 }
 
 /// The source titled `title`, when no other source has that title.

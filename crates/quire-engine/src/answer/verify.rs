@@ -82,27 +82,20 @@ pub fn check(
             .iter()
             .map(|&(a, b)| text::looks_like_reference(&s.text[a..b]))
             .collect();
+        let window = |(a, b): (usize, usize), sentences: Vec<usize>| Window {
+            source: s.n,
+            range: (a, b),
+            terms: text::term_set(&s.text[a..b]),
+            numbers: text::numbers(&s.text[a..b]),
+            sentences,
+        };
         for (i, &(a, b)) in ranges.iter().enumerate() {
             if cited_work[i] {
                 continue;
             }
-            windows.push(Window {
-                source: s.n,
-                range: (a, b),
-                terms: text::term_set(&s.text[a..b]),
-                numbers: text::numbers(&s.text[a..b]),
-                sentences: vec![first + i],
-            });
-            if let (Some(&(_, b2)), false) =
-                (ranges.get(i + 1), cited_work.get(i + 1) == Some(&true))
-            {
-                windows.push(Window {
-                    source: s.n,
-                    range: (a, b2),
-                    terms: text::term_set(&s.text[a..b2]),
-                    numbers: text::numbers(&s.text[a..b2]),
-                    sentences: vec![first + i, first + i + 1],
-                });
+            windows.push(window((a, b), vec![first + i]));
+            if let Some(&(_, b2)) = ranges.get(i + 1).filter(|_| !cited_work[i + 1]) {
+                windows.push(window((a, b2), vec![first + i, first + i + 1]));
             }
         }
     }
