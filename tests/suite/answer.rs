@@ -203,11 +203,17 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
         ans.unsupported_sentences,
         vec!["Patients loved it.".to_string()]
     );
-    // No citation ever names a number outside the sources.
+    // No citation ever names a number outside the sources, and every `[n]` left in the
+    // text names one of the citations.
     assert!(ans
         .citations
         .iter()
         .all(|c| c.n >= 1 && c.n <= sources.len()));
+    assert_eq!(ans.dangling_citations(), 0, "{}", ans.answer);
+    // The count is real: a number with no citation behind it is counted.
+    let mut tampered = ans.clone();
+    tampered.answer.push_str(" Also this [7].");
+    assert_eq!(tampered.dangling_citations(), 1);
 
     // Citation numbers with nothing to say are no answer.
     let mut bare = answer::Answer::new(

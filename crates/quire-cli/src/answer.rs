@@ -265,7 +265,8 @@ pub fn eval_qa(
     let mut rows = Vec::new();
     let (mut answerable, mut in_top5, mut cites_ok, mut unans, mut refused_unans, mut false_ref) =
         (0, 0, 0, 0, 0, 0);
-    let (mut invalid, mut unsupported, mut sentences) = (0usize, 0usize, 0usize);
+    let (mut invalid, mut dangling, mut unsupported, mut sentences) =
+        (0usize, 0usize, 0usize, 0usize);
     let (mut ttft, mut total): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
     for (i, it) in items.iter().enumerate() {
         eprint!("\r{} / {}", i + 1, items.len());
@@ -284,6 +285,7 @@ pub fn eval_qa(
                 let a = answer::ask(m, &lib, &[], &it.question, &opts, &cancel, &mut |_| {})?;
                 let cited = a.citations.iter().any(|c| holds(&c.path, c.page));
                 invalid += a.invalid_citations;
+                dangling += a.dangling_citations();
                 unsupported += a.unsupported_sentences.len();
                 sentences += a.sentences.len();
                 if !a.refused {
@@ -313,6 +315,7 @@ pub fn eval_qa(
             "top_cosine": evidence.top_cosine,
             "coverage": evidence.coverage,
             "answer": ans.as_ref().map(|a| a.answer.clone()),
+            "sources": ans.as_ref().map(|a| a.sources.iter().map(|s| serde_json::json!({"n": s.n, "path": s.path, "page": s.page})).collect::<Vec<_>>()),
             "citations": ans.as_ref().map(|a| a.citations.iter().map(|c| serde_json::json!({"n": c.n, "path": c.path, "page": c.page, "inferred": c.inferred})).collect::<Vec<_>>()),
             "unsupported_sentences": ans.as_ref().map(|a| a.unsupported_sentences.clone()),
             "draft": ans.as_ref().and_then(|a| a.draft.clone()),
@@ -338,7 +341,7 @@ pub fn eval_qa(
         "refusal_on_unanswerable_pct": pct(refused_unans, unans),
         "false_refusal_pct": pct(false_ref, answerable),
         "invalid_citations_dropped": invalid,
-        "invalid_citations_reaching_user": 0,
+        "invalid_citations_reaching_user": dangling,
         "unsupported_sentences_pct": pct(unsupported, sentences),
         "median_ttft_ms": median(&mut ttft),
         "median_total_ms": median(&mut total),

@@ -174,6 +174,20 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// Citation numbers in the answer's text that name none of its citations: what would
+    /// reach the user as a dangling `[n]`. [`finish`] drops every number that names no
+    /// source and keeps a citation for every number left, so this should stay 0; the QA
+    /// evaluation counts it rather than assuming it.
+    pub fn dangling_citations(&self) -> usize {
+        cite::markers(&self.answer)
+            .iter()
+            .flat_map(|m| &m.numbers)
+            .filter(|n| !self.citations.iter().any(|c| c.n == **n))
+            .count()
+    }
+}
+
 /// What an answer streams, in this order: sources (at once after retrieval), tokens, the
 /// finished answer.
 #[derive(Debug, Clone, Serialize)]
