@@ -12,6 +12,12 @@
 //! be in the passage is the share of its *new* words. A sentence with no new words (a
 //! yes/no answer restating the question) is checked on all of them.
 //!
+//! The question's words that a sentence repeats are what it claims its new words are
+//! about ("the median overall survival … was 74699157"): they must be in the passage the
+//! sentence draws on, or the passage is about something else and supports nothing. A
+//! copied string of a passage on the right paper's topic is otherwise "supported" by
+//! construction, however unrelated to what was asked.
+//!
 //! A reference-list entry ("Norwood SH, McAuley CE, … Arch Surg 2002, 137:696-702")
 //! supports nothing: it shares the words of every question on its topic and answers none.
 
@@ -31,6 +37,9 @@ pub const TOPICAL_SUPPORT: f32 = 0.4;
 /// Cosine a source sentence must reach, together with [`SEMANTIC_MIN_OVERLAP`].
 pub const SEMANTIC_SUPPORT: f32 = 0.72;
 pub const SEMANTIC_MIN_OVERLAP: f32 = 0.25;
+/// Share of the question words a sentence repeats that its passage (title included) must
+/// hold for any of its windows to support the sentence.
+pub const ECHO_SUPPORT: f32 = 0.5;
 
 /// The verdict on one answer sentence.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -113,6 +122,11 @@ pub fn check(
         _ => (None, None),
     };
 
+    // Each passage's words, its title's with them, for what a sentence echoes.
+    let passage_terms: Vec<(usize, HashSet<String>)> = sources
+        .iter()
+        .map(|s| (s.n, text::term_set(&format!("{} {}", s.title, s.text))))
+        .collect();
     let asked = text::term_set(question);
     sentences
         .iter()
@@ -121,6 +135,12 @@ pub fn check(
             let terms = text::term_set(&s.text);
             let added: HashSet<String> = terms.difference(&asked).cloned().collect();
             let new_terms = if added.is_empty() { &terms } else { &added };
+            let echoed: HashSet<String> = terms.intersection(&asked).cloned().collect();
+            // Whether each source is about what the sentence repeats from the question.
+            let on_subject: Vec<(usize, f32)> = passage_terms
+                .iter()
+                .map(|(n, t)| (*n, text::coverage(&echoed, t)))
+                .collect();
             let stated = text::numbers(&s.text);
             let score = |w: &Window| -> (f32, Option<f32>) {
                 if !stated.is_subset(&w.numbers) {
@@ -136,6 +156,14 @@ pub fn check(
                 } else {
                     lex
                 };
+                let echo = on_subject
+                    .iter()
+                    .find(|(n, _)| *n == w.source)
+                    .map_or(1.0, |&(_, c)| c);
+                if !echoed.is_empty() && echo < ECHO_SUPPORT {
+                    // The passage is not about what the sentence says it answers.
+                    return (lex.min(echo), None);
+                }
                 let sem = match (source_vecs, claim_vecs) {
                     (Some(sv), Some(cv)) => w
                         .sentences
@@ -279,6 +307,45 @@ mod tests {
         );
         assert!(!c[0].supported, "{:?}", c[0]);
         assert!(c[1].supported, "{:?}", c[1]);
+    }
+
+    #[test]
+    fn a_copy_from_a_passage_about_something_else_does_not_answer_the_question() {
+        let question =
+            "What was the median overall survival of KRAS G12C lung cancer patients treated with sotorasib?";
+        let sources = [
+            source(
+                1,
+                "Several covalent inhibitors such as JNJ-74699157 and LY3499446 react with the acquired cysteine of KRAS G12C.",
+            ),
+            source(
+                2,
+                "Patients treated with sotorasib had a median overall survival of 12.5 months.",
+            ),
+        ];
+        // The drug codes are in passage 1, but passage 1 says nothing of survival.
+        let copied = claim(
+            "The median overall survival of KRAS G12C lung cancer patients treated with sotorasib was JNJ-74699157 and LY3499446.",
+            &[1],
+        );
+        let answer = claim(
+            "The median overall survival with sotorasib was 12.5 months.",
+            &[2],
+        );
+        let c = check(question, &[copied, answer], &sources, None);
+        assert!(!c[0].supported, "{:?}", c[0]);
+        assert!(c[1].supported, "{:?}", c[1]);
+        // The same copy checked without the question: its words are all in passage 1.
+        let c = check(
+            "",
+            &[claim(
+                "Covalent inhibitors JNJ-74699157 and LY3499446 react with the cysteine of KRAS G12C.",
+                &[1],
+            )],
+            &sources,
+            None,
+        );
+        assert!(c[0].supported, "{:?}", c[0]);
     }
 
     #[test]
