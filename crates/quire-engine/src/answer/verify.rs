@@ -38,7 +38,7 @@ pub const TOPICAL_SUPPORT: f32 = 0.4;
 pub const SEMANTIC_SUPPORT: f32 = 0.72;
 /// At 0.25, invented sentences on the passage's topic passed on cosine alone (SmolLM2's
 /// "She had a high risk of developing type 2 diabetes … due to gestational diabetes",
-/// cosine 0.80 with 27 % of its words in the passage); a third of them must be there.
+/// cosine 0.80 with 27 % of its new words in the passage); a third of them must be there.
 pub const SEMANTIC_MIN_OVERLAP: f32 = 0.35;
 /// Share of the question words a sentence repeats that its passage (title included) must
 /// hold for any of its windows to support the sentence.
