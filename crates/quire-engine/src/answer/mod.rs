@@ -172,9 +172,7 @@ impl Answer {
             timings: AnswerTimings::default(),
         }
     }
-}
 
-impl Answer {
     /// Citation numbers in the answer's text that name none of its citations: what would
     /// reach the user as a dangling `[n]`. [`finish`] drops every number that names no
     /// source and keeps a citation for every number left, so this should stay 0; the QA

@@ -62,6 +62,8 @@ pub struct SentenceCheck {
 
 struct Window {
     source: usize,
+    /// Index of the source in `sources` (and in the passages' term sets).
+    passage: usize,
     range: (usize, usize),
     terms: HashSet<String>,
     numbers: HashSet<String>,
@@ -83,7 +85,10 @@ pub fn check(
     // Source sentences, singly and in adjacent pairs.
     let mut windows: Vec<Window> = Vec::new();
     let mut sentence_texts: Vec<&str> = Vec::new();
-    for s in sources {
+    // Each passage's words, its title's with them, for what a sentence echoes.
+    let mut passage_terms: Vec<HashSet<String>> = Vec::with_capacity(sources.len());
+    for (p, s) in sources.iter().enumerate() {
+        passage_terms.push(text::term_set(&format!("{} {}", s.title, s.text)));
         let ranges = text::sentences(&s.text);
         let first = sentence_texts.len();
         for &(a, b) in &ranges {
@@ -96,6 +101,7 @@ pub fn check(
             .collect();
         let window = |(a, b): (usize, usize), sentences: Vec<usize>| Window {
             source: s.n,
+            passage: p,
             range: (a, b),
             terms: text::term_set(&s.text[a..b]),
             numbers: text::numbers(&s.text[a..b]),
@@ -125,11 +131,6 @@ pub fn check(
         _ => (None, None),
     };
 
-    // Each passage's words, its title's with them, for what a sentence echoes.
-    let passage_terms: Vec<(usize, HashSet<String>)> = sources
-        .iter()
-        .map(|s| (s.n, text::term_set(&format!("{} {}", s.title, s.text))))
-        .collect();
     let asked = text::term_set(question);
     sentences
         .iter()
@@ -140,9 +141,9 @@ pub fn check(
             let new_terms = if added.is_empty() { &terms } else { &added };
             let echoed: HashSet<String> = terms.intersection(&asked).cloned().collect();
             // Whether each source is about what the sentence repeats from the question.
-            let on_subject: Vec<(usize, f32)> = passage_terms
+            let on_subject: Vec<f32> = passage_terms
                 .iter()
-                .map(|(n, t)| (*n, text::coverage(&echoed, t)))
+                .map(|t| text::coverage(&echoed, t))
                 .collect();
             let stated = text::numbers(&s.text);
             let score = |w: &Window| -> (f32, Option<f32>) {
@@ -159,10 +160,7 @@ pub fn check(
                 } else {
                     lex
                 };
-                let echo = on_subject
-                    .iter()
-                    .find(|(n, _)| *n == w.source)
-                    .map_or(1.0, |&(_, c)| c);
+                let echo = on_subject[w.passage];
                 if !echoed.is_empty() && echo < ECHO_SUPPORT {
                     // The passage is not about what the sentence says it answers.
                     return (lex.min(echo), None);
