@@ -284,7 +284,47 @@ pub fn resolve(answer: &str, valid: impl Fn(usize) -> bool) -> (String, usize, V
         cites.dedup();
         out.push(CitedSentence { text: plain, cites });
     }
-    (cleaned, invalid, out)
+    (cleaned, invalid, point_back(out))
+}
+
+/// A sentence that only points at its sources ("This information can be found in Source
+/// [1].") gives its citations to the uncited sentences before it — back to the last one
+/// the model cited — or, opening the answer, to the sentence after it. It says nothing
+/// to check, so it is not checked: left alone, its claims would go uncited and it would be
+/// flagged as unsupported. One that cites nothing ("Both sources support this
+/// conclusion.") is passed over.
+fn point_back(sentences: Vec<CitedSentence>) -> Vec<CitedSentence> {
+    let mut out: Vec<CitedSentence> = Vec::with_capacity(sentences.len());
+    let mut carry: Vec<usize> = Vec::new();
+    for mut s in sentences {
+        if s.cites.is_empty() && text::only_points_at_sources(&s.text) {
+            // "Both sources support this conclusion.": nothing to cite or check.
+            continue;
+        }
+        if !s.cites.is_empty() && text::only_points_at_sources(&s.text) {
+            let uncited = out.iter().rev().take_while(|p| p.cites.is_empty()).count();
+            if uncited == 0 && !out.is_empty() {
+                // Its claim was already cited: keep it as it is.
+                out.push(s);
+                continue;
+            }
+            let from = out.len() - uncited;
+            if uncited == 0 {
+                carry.extend(&s.cites);
+            }
+            for p in &mut out[from..] {
+                p.cites = s.cites.clone();
+            }
+            continue;
+        }
+        for n in carry.drain(..) {
+            if !s.cites.contains(&n) {
+                s.cites.push(n);
+            }
+        }
+        out.push(s);
+    }
+    out
 }
 
 fn tidy(s: &str) -> String {
@@ -360,6 +400,48 @@ mod tests {
         // Prose that merely starts like a label is never cut.
         let a = strip_source_labels("Source [1]\nSources differ on the dose [1].", &titles);
         assert_eq!(a, "Sources differ on the dose [1].");
+    }
+
+    #[test]
+    fn a_sentence_that_only_points_at_a_source_cites_the_claims_before_it() {
+        let (_, _, s) = resolve(
+            "Serine 999 is modified within 15 minutes. It peaks at 60 minutes. This information can be found in Source [1].",
+            |_| true,
+        );
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(s[0].cites, vec![1]);
+        assert_eq!(s[1].cites, vec![1]);
+        // Only back to the last sentence the model cited itself.
+        let (_, _, s) = resolve(
+            "The dose was 40 mg [2]. It was stopped in week 3. This is supported by the data in Sources [4] and [5].",
+            |_| true,
+        );
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(
+            (s[0].cites.clone(), s[1].cites.clone()),
+            (vec![2], vec![4, 5])
+        );
+        // Opening the answer, it cites the sentence after it.
+        let (_, _, s) = resolve(
+            "This is found in Source [3]. The dose was 40 mg. It was stopped in week 3 [1].",
+            |_| true,
+        );
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!((s[0].cites.clone(), s[1].cites.clone()), (vec![3], vec![1]));
+        // A sentence naming its source and saying something is a claim like any other.
+        let (_, _, s) = resolve(
+            "The trial enrolled 40 people. Source [2] states that the dose was 40 mg.",
+            |_| true,
+        );
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert!(s[0].cites.is_empty());
+        assert_eq!(s[1].cites, vec![2]);
+        // Pointing at nothing in particular, it is passed over.
+        let (_, _, s) = resolve(
+            "The dose was 40 mg [2]. Both sources support this conclusion.",
+            |_| true,
+        );
+        assert_eq!(s.len(), 1, "{s:?}");
     }
 
     #[test]

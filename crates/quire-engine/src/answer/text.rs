@@ -186,6 +186,81 @@ pub fn stem(word: &str) -> String {
     w.to_string()
 }
 
+/// Words a sentence uses to point at its sources rather than to say something:
+/// "This information can be found in Source [1]", "as shown in the data above [2]".
+const POINTER_WORDS: &[&str] = &[
+    "information",
+    "info",
+    "evidence",
+    "data",
+    "detail",
+    "details",
+    "shown",
+    "show",
+    "shows",
+    "seen",
+    "see",
+    "stated",
+    "states",
+    "state",
+    "supported",
+    "supports",
+    "support",
+    "provided",
+    "provides",
+    "provide",
+    "mentioned",
+    "mentions",
+    "mention",
+    "listed",
+    "described",
+    "explained",
+    "indicated",
+    "answer",
+    "answers",
+    "question",
+    "refer",
+    "refers",
+    "cited",
+    "passage",
+    "passages",
+    "text",
+    "excerpt",
+    "quote",
+    "quoted",
+    "reference",
+    "references",
+    "above",
+    "below",
+    "fact",
+    "further",
+    "more",
+    "specifically",
+    "clearly",
+    "directly",
+    "found",
+    "located",
+    "contained",
+    "contains",
+    "discussed",
+    "conclusion",
+    "statement",
+    "claim",
+];
+
+/// Whether `sentence` only points at its sources ("This information can be found in
+/// Source [1].", "This is supported by the data in Sources [5] and [6].") and states
+/// nothing of its own.
+pub fn only_points_at_sources(sentence: &str) -> bool {
+    let words: Vec<String> = sentence
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| !is_stopword(w) && !(w.len() == 1 && !w.chars().all(|c| c.is_ascii_digit())))
+        .collect();
+    words.iter().all(|w| POINTER_WORDS.contains(&w.as_str()))
+}
+
 /// Lower-cased, stemmed content words of `text`, in order (numbers kept: "12.5", "2023").
 pub fn content_terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
