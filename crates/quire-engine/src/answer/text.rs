@@ -256,7 +256,7 @@ pub fn only_points_at_sources(sentence: &str) -> bool {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
-        .filter(|w| !is_stopword(w) && !(w.len() == 1 && !w.chars().all(|c| c.is_ascii_digit())))
+        .filter(|w| !is_stopword(w) && (w.len() > 1 || w.chars().all(|c| c.is_ascii_digit())))
         .collect();
     words.iter().all(|w| POINTER_WORDS.contains(&w.as_str()))
 }
