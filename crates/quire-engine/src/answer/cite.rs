@@ -289,7 +289,8 @@ pub fn resolve(answer: &str, valid: impl Fn(usize) -> bool) -> (String, usize, V
 
 /// A sentence that only points at its sources ("This information can be found in Source
 /// [1].") gives its citations to the uncited sentences before it — back to the last one
-/// the model cited — or, opening the answer, to the sentence after it. It says nothing
+/// the model cited, or to that one when the sentence before it is cited — or, opening the
+/// answer, to the sentence after it. It says nothing
 /// to check, so it is not checked: left alone, its claims would go uncited and it would be
 /// flagged as unsupported. One that cites nothing ("Both sources support this
 /// conclusion.") is passed over.
@@ -303,17 +304,22 @@ fn point_back(sentences: Vec<CitedSentence>) -> Vec<CitedSentence> {
         }
         if !s.cites.is_empty() && text::only_points_at_sources(&s.text) {
             let uncited = out.iter().rev().take_while(|p| p.cites.is_empty()).count();
-            if uncited == 0 && !out.is_empty() {
-                // Its claim was already cited: keep it as it is.
-                out.push(s);
-                continue;
-            }
-            let from = out.len() - uncited;
-            if uncited == 0 {
-                carry.extend(&s.cites);
-            }
-            for p in &mut out[from..] {
-                p.cites = s.cites.clone();
+            match out.last_mut() {
+                None => carry.extend(&s.cites),
+                // The sentence before was cited already: it has more sources.
+                Some(prev) if uncited == 0 => {
+                    for n in s.cites {
+                        if !prev.cites.contains(&n) {
+                            prev.cites.push(n);
+                        }
+                    }
+                }
+                Some(_) => {
+                    let from = out.len() - uncited;
+                    for p in &mut out[from..] {
+                        p.cites = s.cites.clone();
+                    }
+                }
             }
             continue;
         }
@@ -436,6 +442,13 @@ mod tests {
         assert_eq!(s.len(), 2, "{s:?}");
         assert!(s[0].cites.is_empty());
         assert_eq!(s[1].cites, vec![2]);
+        // After a cited sentence, it adds to that sentence's sources.
+        let (_, _, s) = resolve(
+            "The dose was 40 mg [2]. This is also supported by Source [3].",
+            |_| true,
+        );
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].cites, vec![2, 3]);
         // Pointing at nothing in particular, it is passed over.
         let (_, _, s) = resolve(
             "The dose was 40 mg [2]. Both sources support this conclusion.",
