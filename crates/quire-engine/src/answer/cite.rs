@@ -288,12 +288,11 @@ pub fn resolve(answer: &str, valid: impl Fn(usize) -> bool) -> (String, usize, V
 }
 
 /// A sentence that only points at its sources ("This information can be found in Source
-/// [1].") gives its citations to the uncited sentences before it — back to the last one
-/// the model cited, or to that one when the sentence before it is cited — or, opening the
-/// answer, to the sentence after it. It says nothing
-/// to check, so it is not checked: left alone, its claims would go uncited and it would be
-/// flagged as unsupported. One that cites nothing ("Both sources support this
-/// conclusion.") is passed over.
+/// [1].") gives its citations to the uncited sentences before it, back to the last one the
+/// model cited (or to that one, when it comes right before), or, opening the answer, to
+/// the sentence after it. It says nothing to check, so it is not checked: left alone, its
+/// claims would go uncited and it would be flagged as unsupported. One that cites nothing
+/// ("Both sources support this conclusion.") is passed over.
 fn point_back(sentences: Vec<CitedSentence>) -> Vec<CitedSentence> {
     let mut out: Vec<CitedSentence> = Vec::with_capacity(sentences.len());
     let mut carry: Vec<usize> = Vec::new();
