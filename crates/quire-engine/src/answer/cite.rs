@@ -270,11 +270,7 @@ pub fn resolve(answer: &str, valid: impl Fn(usize) -> bool) -> (String, usize, V
         plain.push_str(&piece[last..]);
         let plain = tidy(&plain);
         if let (false, Some(prev)) = (leading.is_empty(), out.last_mut()) {
-            for n in leading {
-                if !prev.cites.contains(&n) {
-                    prev.cites.push(n);
-                }
-            }
+            add_cites(&mut prev.cites, leading);
         } else {
             cites.extend(leading);
         }
@@ -297,22 +293,14 @@ fn point_back(sentences: Vec<CitedSentence>) -> Vec<CitedSentence> {
     let mut out: Vec<CitedSentence> = Vec::with_capacity(sentences.len());
     let mut carry: Vec<usize> = Vec::new();
     for mut s in sentences {
-        if s.cites.is_empty() && text::only_points_at_sources(&s.text) {
-            // "Both sources support this conclusion.": nothing to cite or check.
-            continue;
-        }
-        if !s.cites.is_empty() && text::only_points_at_sources(&s.text) {
+        if text::only_points_at_sources(&s.text) {
             let uncited = out.iter().rev().take_while(|p| p.cites.is_empty()).count();
             match out.last_mut() {
+                // "Both sources support this conclusion.": nothing to cite or check.
+                _ if s.cites.is_empty() => {}
                 None => carry.extend(&s.cites),
                 // The sentence before was cited already: it has more sources.
-                Some(prev) if uncited == 0 => {
-                    for n in s.cites {
-                        if !prev.cites.contains(&n) {
-                            prev.cites.push(n);
-                        }
-                    }
-                }
+                Some(prev) if uncited == 0 => add_cites(&mut prev.cites, s.cites),
                 Some(_) => {
                     let from = out.len() - uncited;
                     for p in &mut out[from..] {
@@ -322,14 +310,19 @@ fn point_back(sentences: Vec<CitedSentence>) -> Vec<CitedSentence> {
             }
             continue;
         }
-        for n in carry.drain(..) {
-            if !s.cites.contains(&n) {
-                s.cites.push(n);
-            }
-        }
+        add_cites(&mut s.cites, carry.drain(..));
         out.push(s);
     }
     out
+}
+
+/// Adds `more` to `cites`, each number once.
+fn add_cites(cites: &mut Vec<usize>, more: impl IntoIterator<Item = usize>) {
+    for n in more {
+        if !cites.contains(&n) {
+            cites.push(n);
+        }
+    }
 }
 
 fn tidy(s: &str) -> String {

@@ -187,7 +187,8 @@ pub fn stem(word: &str) -> String {
 }
 
 /// Words a sentence uses to point at its sources rather than to say something:
-/// "This information can be found in Source [1]", "as shown in the data above [2]".
+/// "This information can be found in Source [1]", "as shown in the data above [2]"
+/// (with the stopwords, "found" and "above" among them).
 const POINTER_WORDS: &[&str] = &[
     "information",
     "info",
@@ -230,15 +231,11 @@ const POINTER_WORDS: &[&str] = &[
     "quoted",
     "reference",
     "references",
-    "above",
     "below",
     "fact",
-    "further",
-    "more",
     "specifically",
     "clearly",
     "directly",
-    "found",
     "located",
     "contained",
     "contains",
