@@ -293,12 +293,55 @@ fn flush(word: &mut String, out: &mut Vec<String>) {
         return;
     }
     out.push(stem(w));
+    // A residue written as code and position ("Ser999", "Tyr369") also counts as the
+    // amino acid's name and the position, as a reader would write it ("serine 999").
+    if let Some((name, position)) = residue(w) {
+        out.push(stem(name));
+        out.push(position.to_string());
+    }
     // Hyphenated words also count by their parts ("anti-inflammatory").
     if w.contains('-') {
         for part in w.split('-').filter(|p| p.len() > 2 && !is_stopword(p)) {
             out.push(stem(part));
         }
     }
+}
+
+/// The three-letter codes of the twenty amino acids, with their names.
+const AMINO_ACIDS: &[(&str, &str)] = &[
+    ("ala", "alanine"),
+    ("arg", "arginine"),
+    ("asn", "asparagine"),
+    ("asp", "aspartate"),
+    ("cys", "cysteine"),
+    ("gln", "glutamine"),
+    ("glu", "glutamate"),
+    ("gly", "glycine"),
+    ("his", "histidine"),
+    ("ile", "isoleucine"),
+    ("leu", "leucine"),
+    ("lys", "lysine"),
+    ("met", "methionine"),
+    ("phe", "phenylalanine"),
+    ("pro", "proline"),
+    ("ser", "serine"),
+    ("thr", "threonine"),
+    ("trp", "tryptophan"),
+    ("tyr", "tyrosine"),
+    ("val", "valine"),
+];
+
+/// A lower-cased word that names a residue by code and position ("ser999"): the amino
+/// acid's name and the position.
+fn residue(word: &str) -> Option<(&'static str, &str)> {
+    let (code, position) = word.split_at_checked(3)?;
+    if position.is_empty() || !position.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    AMINO_ACIDS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|&(_, name)| (name, position))
 }
 
 pub fn term_set(text: &str) -> HashSet<String> {
@@ -659,5 +702,24 @@ mod tests {
         let a = term_set("patients treated");
         let b = term_set("we treated many patients today");
         assert_eq!(coverage(&a, &b), 1.0);
+    }
+
+    #[test]
+    fn a_residue_code_matches_the_amino_acid_named_in_full() {
+        let claim = term_set("Serine 999 is phosphorylated within 15 minutes.");
+        let source = term_set("Phosphorylation at Ser999 was seen 15 min after stimulation.");
+        assert!(
+            source.contains("serine") && source.contains("999"),
+            "{source:?}"
+        );
+        assert!(
+            claim.iter().filter(|t| source.contains(*t)).count() >= 3,
+            "{claim:?}"
+        );
+        // Only an amino-acid code followed by a position is read as a residue.
+        for w in ["CF102", "ser", "series", "Val", "His-tag", "Proline"] {
+            assert_eq!(residue(&w.to_lowercase()), None, "{w}");
+        }
+        assert_eq!(residue("tyr369"), Some(("tyrosine", "369")));
     }
 }
