@@ -529,7 +529,7 @@ fn a_note_longer_than_the_context_is_summarized_in_order_with_its_decisions() {
 }
 
 #[test]
-fn ask_and_summarize_from_the_command_line() {
+fn ask_summarize_and_evaluate_from_the_command_line() {
     let dir = TempDir::new("ask-cli");
     let data = dir.path().join("data");
     let paper = shared_dir().join(
@@ -597,6 +597,84 @@ fn ask_and_summarize_from_the_command_line() {
             .as_array()
             .is_some_and(|d| !d.is_empty()),
         "{out}"
+    );
+
+    // `eval qa` saves each draft with the sources it was written from, and `--replay`
+    // judges the saved drafts again without the model, reaching the same verdicts.
+    let qa = dir.path().join("qa.jsonl");
+    let items = [
+        serde_json::json!({"question": "How many heart failure patients took part in the focus groups?", "file": "cermine_hindawi-rrp-2010_heart-failure-programmes-patient-experiences.pdf", "page": 2, "evidence": null}),
+        serde_json::json!({"question": "Which Rust release was the 2024 edition aimed at in May 2024?", "file": "rust-leadership-council_sync-meeting_2024-05-24.md", "page": 1, "evidence": null}),
+        serde_json::json!({"question": "What dose of metformin is recommended for children?", "file": null, "page": null, "evidence": null}),
+    ];
+    let lines: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+    std::fs::write(&qa, lines.join("\n")).expect("write qa");
+    let saved = dir.path().join("saved.json");
+    let out = run(&["eval", "qa", path_str(&qa), "--json"]);
+    std::fs::write(&saved, &out).expect("write saved");
+    let first: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let rows = first["questions"].as_array().expect("questions");
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        rows.iter().any(|r| r["generated"].is_string()),
+        "no question reached the model: {out}"
+    );
+    for r in rows.iter().filter(|r| r["generated"].is_string()) {
+        let sources = r["sources"].as_array().expect("sources");
+        assert!(
+            sources
+                .iter()
+                .all(|s| s["text"].is_string() && s["span"].is_array()),
+            "{r}"
+        );
+    }
+    let out = run(&[
+        "eval",
+        "qa",
+        path_str(&qa),
+        "--replay",
+        path_str(&saved),
+        "--json",
+    ]);
+    let again: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(again["summary"]["not_replayable"], 0, "{out}");
+    assert_eq!(again["summary"]["model"], first["summary"]["model"]);
+    for key in [
+        "answer_cites_evidence_page_pct",
+        "false_refusal_pct",
+        "refusal_on_unanswerable_pct",
+        "unsupported_sentences_pct",
+        "invalid_citations_dropped",
+    ] {
+        assert_eq!(again["summary"][key], first["summary"][key], "{key}: {out}");
+    }
+    for (a, b) in rows
+        .iter()
+        .zip(again["questions"].as_array().expect("rows"))
+    {
+        for key in [
+            "refused",
+            "answer",
+            "citations",
+            "unsupported_sentences",
+            "draft",
+        ] {
+            assert_eq!(a[key], b[key], "{key}");
+        }
+    }
+    // A saved run of another set is refused, not silently misread.
+    std::fs::write(&qa, lines[1..].join("\n")).expect("write qa");
+    let out = quire_tests::quire()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["eval", "qa", path_str(&qa), "--replay", path_str(&saved)])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replay the output of the same set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

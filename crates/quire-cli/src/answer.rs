@@ -228,17 +228,108 @@ fn median(v: &mut [u64]) -> Option<u64> {
     Some(v[v.len() / 2])
 }
 
+/// What `eval qa` runs for each question.
+pub enum QaMode<'a> {
+    /// Retrieval and the model's answer.
+    Answer,
+    /// Retrieval and the refusal decision only.
+    RetrievalOnly,
+    /// The answers saved by an earlier `--json` run, judged again.
+    Replay(&'a Path),
+}
+
+/// One saved answer judged again: the model's text (`generated`) finished against the
+/// sources it was written from. Also true when the saved run never asked the model
+/// (refused before generating) but the library would now let the question through.
+fn replay_row(
+    lib: &quire_engine::docs::Library,
+    question: &str,
+    row: &serde_json::Value,
+    opts: &answer::AskOptions,
+) -> Result<(answer::Answer, Option<String>, bool)> {
+    let query = answer::standalone_query(&[], question);
+    let (hits, top_cosine) = answer::retrieve(lib, &query, opts.k.max(1))?;
+    let evidence = answer::evidence(&query, &hits, top_cosine);
+    let mut a = answer::Answer::new(query, evidence, Vec::new());
+    if hits.is_empty() || opts.refusal.refuses(&evidence) {
+        a.refused = true;
+        a.answer = answer::REFUSAL.to_string();
+        return Ok((a, None, false));
+    }
+    let Some(generated) = row["generated"].as_str() else {
+        a.refused = true;
+        a.answer = answer::REFUSAL.to_string();
+        return Ok((a, None, true));
+    };
+    a.sources = serde_json::from_value(row["sources"].clone()).context(
+        "the saved run does not hold its sources' text: replay needs a --json run of this version",
+    )?;
+    answer::finish(&mut a, generated, lib);
+    Ok((a, Some(generated.to_string()), false))
+}
+
+/// The 95 % Wilson score interval of `k` successes in `n`, in percent: how far a rate
+/// measured on a few dozen questions can be from the rate on questions like them. With
+/// 58 answerable questions, 50 % means anything from 37.5 % to 62.5 %.
+fn wilson95(k: usize, n: usize) -> Option<[f64; 2]> {
+    if n == 0 {
+        return None;
+    }
+    let (k, n, z) = (k as f64, n as f64, 1.96f64);
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    let round = |x: f64| (x * 1000.0).round() / 10.0;
+    Some([
+        round((centre - half).max(0.0)),
+        round((centre + half).min(1.0)),
+    ])
+}
+
 pub fn eval_qa(
     data_dir: &Path,
     passphrase: bool,
     model: Option<&Path>,
     file: &PathBuf,
     k: usize,
-    retrieval_only: bool,
+    mode: QaMode<'_>,
     json: bool,
 ) -> Result<()> {
+    let (retrieval_only, replay) = match mode {
+        QaMode::Answer => (false, None),
+        QaMode::RetrievalOnly => (true, None),
+        QaMode::Replay(p) => (false, Some(p)),
+    };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    // A replay re-judges the answers of an earlier `--json` run: its drafts are checked
+    // again against the sources they were written from, with no model run, so a change
+    // to citation handling or verification is measured exactly, free of the model's
+    // sensitivity to its prompt.
+    let mut saved_model = None;
+    let saved: Option<Vec<serde_json::Value>> = match replay {
+        Some(p) => {
+            let v: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| {
+                format!(
+                    "{} is not the --json output of `quire eval qa`",
+                    p.display()
+                )
+            })?;
+            saved_model = v["summary"]["model"].as_str().map(str::to_string);
+            match v["questions"].as_array() {
+                Some(rows) => Some(rows.clone()),
+                None => bail!(
+                    "{} is not the --json output of `quire eval qa`",
+                    p.display()
+                ),
+            }
+        }
+        None => None,
+    };
     let items: Vec<QaItem> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -255,7 +346,7 @@ pub fn eval_qa(
             }
         }
     }
-    let mut model = if retrieval_only {
+    let mut model = if retrieval_only || saved.is_some() {
         None
     } else {
         Some(crate::load(model, data_dir)?)
@@ -267,6 +358,7 @@ pub fn eval_qa(
         (0, 0, 0, 0, 0, 0);
     let (mut invalid, mut dangling, mut unsupported, mut sentences) =
         (0usize, 0usize, 0usize, 0usize);
+    let mut not_replayable = 0usize;
     let (mut ttft, mut total): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
     for (i, it) in items.iter().enumerate() {
         eprint!("\r{} / {}", i + 1, items.len());
@@ -280,21 +372,49 @@ pub fn eval_qa(
         let (top5, cosine) = answer::retrieve(&lib, &it.question, 5)?;
         let hit = top5.iter().any(|h| holds(&h.path, h.page));
         let evidence = answer::evidence(&it.question, &top5, cosine);
-        let (refused, cited, ans) = match model.as_mut() {
-            Some(m) => {
-                let a = answer::ask(m, &lib, &[], &it.question, &opts, &cancel, &mut |_| {})?;
+        let outcome = if let Some(rows) = &saved {
+            let row = rows
+                .get(i)
+                .filter(|r| r["question"].as_str() == Some(it.question.as_str()))
+                .with_context(|| {
+                    format!(
+                        "the saved run has no question {} (\"{}\"): replay the output of the same set",
+                        i + 1,
+                        it.question
+                    )
+                })?;
+            let (a, generated, missing) = replay_row(&lib, &it.question, row, &opts)?;
+            not_replayable += missing as usize;
+            Some((a, generated))
+        } else if let Some(m) = model.as_mut() {
+            let mut generated = String::new();
+            let a = answer::ask(m, &lib, &[], &it.question, &opts, &cancel, &mut |e| {
+                if let answer::AnswerEvent::Token { text } = e {
+                    generated.push_str(text);
+                }
+            })?;
+            // Refused before generating: nothing to replay.
+            let ran = a.stop.is_some();
+            Some((a, ran.then_some(generated)))
+        } else {
+            None
+        };
+        let (refused, cited, ans, generated) = match outcome {
+            Some((a, generated)) => {
                 let cited = a.citations.iter().any(|c| holds(&c.path, c.page));
                 invalid += a.invalid_citations;
                 dangling += a.dangling_citations();
                 unsupported += a.unsupported_sentences.len();
                 sentences += a.sentences.len();
-                if !a.refused {
-                    ttft.push(a.timings.ttft_ms);
+                if saved.is_none() {
+                    if !a.refused {
+                        ttft.push(a.timings.ttft_ms);
+                    }
+                    total.push(a.timings.total_ms);
                 }
-                total.push(a.timings.total_ms);
-                (a.refused, cited, Some(a))
+                (a.refused, cited, Some(a), generated)
             }
-            None => (opts.refusal.refuses(&evidence), false, None),
+            None => (opts.refusal.refuses(&evidence), false, None, None),
         };
         if it.file.is_some() {
             answerable += 1;
@@ -315,7 +435,8 @@ pub fn eval_qa(
             "top_cosine": evidence.top_cosine,
             "coverage": evidence.coverage,
             "answer": ans.as_ref().map(|a| a.answer.clone()),
-            "sources": ans.as_ref().map(|a| a.sources.iter().map(|s| serde_json::json!({"n": s.n, "path": s.path, "page": s.page})).collect::<Vec<_>>()),
+            "sources": ans.as_ref().map(|a| &a.sources),
+            "generated": generated,
             "citations": ans.as_ref().map(|a| a.citations.iter().map(|c| serde_json::json!({"n": c.n, "path": c.path, "page": c.page, "inferred": c.inferred})).collect::<Vec<_>>()),
             "unsupported_sentences": ans.as_ref().map(|a| a.unsupported_sentences.clone()),
             "draft": ans.as_ref().and_then(|a| a.draft.clone()),
@@ -335,7 +456,7 @@ pub fn eval_qa(
         "questions": items.len(),
         "answerable": answerable,
         "unanswerable": unans,
-        "model": model.as_ref().map(|m| m.info().name.clone()),
+        "model": model.as_ref().and_then(|m| m.info().name.clone()).or(saved_model),
         "evidence_page_in_top5_pct": pct(in_top5, answerable),
         "answer_cites_evidence_page_pct": pct(cites_ok, answerable),
         "refusal_on_unanswerable_pct": pct(refused_unans, unans),
@@ -346,6 +467,14 @@ pub fn eval_qa(
         "median_ttft_ms": median(&mut ttft),
         "median_total_ms": median(&mut total),
         "retrieval_only": retrieval_only,
+        "replayed": replay.map(|p| p.display().to_string()),
+        "not_replayable": not_replayable,
+        "ci95_pct": {
+            "evidence_page_in_top5": wilson95(in_top5, answerable),
+            "answer_cites_evidence_page": wilson95(cites_ok, answerable),
+            "refusal_on_unanswerable": wilson95(refused_unans, unans),
+            "false_refusal": wilson95(false_ref, answerable),
+        },
     });
     if json {
         println!(
@@ -358,4 +487,18 @@ pub fn eval_qa(
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wilson95;
+
+    #[test]
+    fn wilson_intervals_match_the_textbook_values() {
+        assert_eq!(wilson95(29, 58), Some([37.5, 62.5]));
+        // None of 10: the interval still reaches 27.8 %, not 0.
+        assert_eq!(wilson95(0, 10), Some([0.0, 27.8]));
+        assert_eq!(wilson95(10, 10), Some([72.2, 100.0]));
+        assert_eq!(wilson95(0, 0), None);
+    }
 }

@@ -306,6 +306,10 @@ enum EvalCommand {
         /// Only retrieval and the refusal decision (no model runs)
         #[arg(long)]
         retrieval_only: bool,
+        /// Judge again the answers saved by an earlier `--json` run of the same set (no
+        /// model runs): measures a change to citations or verification exactly
+        #[arg(long, value_name = "SAVED_JSON", conflicts_with = "retrieval_only")]
+        replay: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArg,
         /// Per-question results as well as the summary
@@ -561,6 +565,7 @@ fn run(cli: Cli) -> Result<()> {
                     file,
                     k,
                     retrieval_only,
+                    replay,
                     model,
                     json,
                 },
@@ -570,7 +575,11 @@ fn run(cli: Cli) -> Result<()> {
             model.model.as_deref(),
             &file,
             k,
-            retrieval_only,
+            match (&replay, retrieval_only) {
+                (Some(p), _) => answer::QaMode::Replay(p),
+                (None, true) => answer::QaMode::RetrievalOnly,
+                (None, false) => answer::QaMode::Answer,
+            },
             json,
         ),
         Command::Eval {
