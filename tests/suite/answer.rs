@@ -599,7 +599,7 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
         "{out}"
     );
 
-    // `eval qa` saves each draft with the sources it was written from, and `--replay`
+    // `eval qa` saves each draft with all the sources it was written from, and `--replay`
     // judges the saved drafts again without the model, reaching the same verdicts.
     let qa = dir.path().join("qa.jsonl");
     let items = [
@@ -620,7 +620,7 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
         "no question reached the model: {out}"
     );
     for r in rows.iter().filter(|r| r["generated"].is_string()) {
-        let sources = r["sources"].as_array().expect("sources");
+        let sources = r["given_sources"].as_array().expect("given_sources");
         assert!(
             sources
                 .iter()
@@ -658,6 +658,7 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
             "citations",
             "unsupported_sentences",
             "draft",
+            "sources",
         ] {
             assert_eq!(a[key], b[key], "{key}");
         }

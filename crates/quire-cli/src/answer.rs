@@ -254,6 +254,12 @@ fn replay_row(
     if hits.is_empty() || opts.refusal.refuses(&evidence) {
         a.refused = true;
         a.answer = answer::REFUSAL.to_string();
+        a.sources = hits
+            .iter()
+            .take(3)
+            .enumerate()
+            .map(|(i, h)| answer::Source::from_hit(i + 1, h))
+            .collect();
         return Ok((a, None, false));
     }
     let Some(generated) = row["generated"].as_str() else {
@@ -261,7 +267,7 @@ fn replay_row(
         a.answer = answer::REFUSAL.to_string();
         return Ok((a, None, true));
     };
-    a.sources = serde_json::from_value(row["sources"].clone()).context(
+    a.sources = serde_json::from_value(row["given_sources"].clone()).context(
         "the saved run does not hold its sources' text: replay needs a --json run of this version",
     )?;
     answer::finish(&mut a, generated, lib);
@@ -372,6 +378,8 @@ pub fn eval_qa(
         let (top5, cosine) = answer::retrieve(&lib, &it.question, 5)?;
         let hit = top5.iter().any(|h| holds(&h.path, h.page));
         let evidence = answer::evidence(&it.question, &top5, cosine);
+        // The sources as the model saw them (a withheld answer keeps only the first three).
+        let mut given: Vec<answer::Source> = Vec::new();
         let outcome = if let Some(rows) = &saved {
             let row = rows
                 .get(i)
@@ -384,15 +392,27 @@ pub fn eval_qa(
                     )
                 })?;
             let (a, generated, missing) = replay_row(&lib, &it.question, row, &opts)?;
+            given = serde_json::from_value(row["given_sources"].clone()).unwrap_or_default();
             not_replayable += missing as usize;
             Some((a, generated))
         } else if let Some(m) = model.as_mut() {
             let mut generated = String::new();
-            let a = answer::ask(m, &lib, &[], &it.question, &opts, &cancel, &mut |e| {
-                if let answer::AnswerEvent::Token { text } = e {
-                    generated.push_str(text);
-                }
-            })?;
+            let a = answer::ask(
+                m,
+                &lib,
+                &[],
+                &it.question,
+                &opts,
+                &cancel,
+                &mut |e| match e {
+                    answer::AnswerEvent::Sources {
+                        sources,
+                        refused: false,
+                    } => given = sources.to_vec(),
+                    answer::AnswerEvent::Token { text } => generated.push_str(text),
+                    _ => {}
+                },
+            )?;
             // Refused before generating: nothing to replay.
             let ran = a.stop.is_some();
             Some((a, ran.then_some(generated)))
@@ -435,8 +455,9 @@ pub fn eval_qa(
             "top_cosine": evidence.top_cosine,
             "coverage": evidence.coverage,
             "answer": ans.as_ref().map(|a| a.answer.clone()),
-            "sources": ans.as_ref().map(|a| &a.sources),
+            "sources": ans.as_ref().map(|a| a.sources.iter().map(|s| serde_json::json!({"n": s.n, "path": s.path, "page": s.page})).collect::<Vec<_>>()),
             "generated": generated,
+            "given_sources": given,
             "citations": ans.as_ref().map(|a| a.citations.iter().map(|c| serde_json::json!({"n": c.n, "path": c.path, "page": c.page, "inferred": c.inferred})).collect::<Vec<_>>()),
             "unsupported_sentences": ans.as_ref().map(|a| a.unsupported_sentences.clone()),
             "draft": ans.as_ref().and_then(|a| a.draft.clone()),
