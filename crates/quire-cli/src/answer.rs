@@ -238,40 +238,47 @@ pub enum QaMode<'a> {
     Replay(&'a Path),
 }
 
-/// One saved answer judged again: the model's text (`generated`) finished against the
-/// sources it was written from. Also true when the saved run never asked the model
-/// (refused before generating) but the library would now let the question through.
+/// One answer as `eval qa` judges it, with what a replay needs: the model's raw text
+/// (none when it never ran) and every source it was given.
+struct Judged {
+    answer: answer::Answer,
+    generated: Option<String>,
+    given: Vec<answer::Source>,
+}
+
+/// One saved answer judged again: the model's text finished against every source it
+/// was written from. True as well when the saved run never asked the model (refused
+/// before generating) but the library would now let the question through: counted as
+/// refused, and as not replayable.
 fn replay_row(
     lib: &quire_engine::docs::Library,
     question: &str,
     row: &serde_json::Value,
     opts: &answer::AskOptions,
-) -> Result<(answer::Answer, Option<String>, bool)> {
-    let query = answer::standalone_query(&[], question);
-    let (hits, top_cosine) = answer::retrieve(lib, &query, opts.k.max(1))?;
-    let evidence = answer::evidence(&query, &hits, top_cosine);
-    let mut a = answer::Answer::new(query, evidence, Vec::new());
-    if hits.is_empty() || opts.refusal.refuses(&evidence) {
-        a.refused = true;
-        a.answer = answer::REFUSAL.to_string();
-        a.sources = hits
-            .iter()
-            .take(3)
-            .enumerate()
-            .map(|(i, h)| answer::Source::from_hit(i + 1, h))
-            .collect();
-        return Ok((a, None, false));
-    }
-    let Some(generated) = row["generated"].as_str() else {
-        a.refused = true;
-        a.answer = answer::REFUSAL.to_string();
-        return Ok((a, None, true));
+) -> Result<(Judged, bool)> {
+    let (mut answer, _) = answer::begin(lib, &[], question, opts)?;
+    let Some(generated) = row["generated"].as_str().filter(|_| !answer.refused) else {
+        let missing = !answer.refused;
+        answer.refused = true;
+        answer.answer = answer::REFUSAL.to_string();
+        let judged = Judged {
+            answer,
+            generated: None,
+            given: Vec::new(),
+        };
+        return Ok((judged, missing));
     };
-    a.sources = serde_json::from_value(row["given_sources"].clone()).context(
+    let given: Vec<answer::Source> = serde_json::from_value(row["given_sources"].clone()).context(
         "the saved run does not hold its sources' text: replay needs a --json run of this version",
     )?;
-    answer::finish(&mut a, generated, lib);
-    Ok((a, Some(generated.to_string()), false))
+    answer.sources = given.clone();
+    answer::finish(&mut answer, generated, lib);
+    let judged = Judged {
+        answer,
+        generated: Some(generated.to_string()),
+        given,
+    };
+    Ok((judged, false))
 }
 
 /// The 95 % Wilson score interval of `k` successes in `n`, in percent: how far a rate
@@ -316,22 +323,20 @@ pub fn eval_qa(
     let mut saved_model = None;
     let saved: Option<Vec<serde_json::Value>> = match replay {
         Some(p) => {
-            let v: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            )
-            .with_context(|| {
+            let not_eval = || {
                 format!(
                     "{} is not the --json output of `quire eval qa`",
                     p.display()
                 )
-            })?;
+            };
+            let saved_text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let mut v: serde_json::Value =
+                serde_json::from_str(&saved_text).with_context(not_eval)?;
             saved_model = v["summary"]["model"].as_str().map(str::to_string);
-            match v["questions"].as_array() {
-                Some(rows) => Some(rows.clone()),
-                None => bail!(
-                    "{} is not the --json output of `quire eval qa`",
-                    p.display()
-                ),
+            match v["questions"].take() {
+                serde_json::Value::Array(rows) => Some(rows),
+                _ => bail!(not_eval()),
             }
         }
         None => None,
@@ -378,9 +383,7 @@ pub fn eval_qa(
         let (top5, cosine) = answer::retrieve(&lib, &it.question, 5)?;
         let hit = top5.iter().any(|h| holds(&h.path, h.page));
         let evidence = answer::evidence(&it.question, &top5, cosine);
-        // The sources as the model saw them (a withheld answer keeps only the first three).
-        let mut given: Vec<answer::Source> = Vec::new();
-        let outcome = if let Some(rows) = &saved {
+        let judged = if let Some(rows) = &saved {
             let row = rows
                 .get(i)
                 .filter(|r| r["question"].as_str() == Some(it.question.as_str()))
@@ -391,12 +394,11 @@ pub fn eval_qa(
                         it.question
                     )
                 })?;
-            let (a, generated, missing) = replay_row(&lib, &it.question, row, &opts)?;
-            given = serde_json::from_value(row["given_sources"].clone()).unwrap_or_default();
+            let (judged, missing) = replay_row(&lib, &it.question, row, &opts)?;
             not_replayable += missing as usize;
-            Some((a, generated))
+            Some(judged)
         } else if let Some(m) = model.as_mut() {
-            let mut generated = String::new();
+            let (mut generated, mut given) = (String::new(), Vec::new());
             let a = answer::ask(
                 m,
                 &lib,
@@ -413,14 +415,21 @@ pub fn eval_qa(
                     _ => {}
                 },
             )?;
-            // Refused before generating: nothing to replay.
-            let ran = a.stop.is_some();
-            Some((a, ran.then_some(generated)))
+            Some(Judged {
+                // Refused before generating: nothing to replay.
+                generated: a.stop.is_some().then_some(generated),
+                answer: a,
+                given,
+            })
         } else {
             None
         };
-        let (refused, cited, ans, generated) = match outcome {
-            Some((a, generated)) => {
+        let (refused, cited, ans, generated, given) = match judged {
+            Some(Judged {
+                answer: a,
+                generated,
+                given,
+            }) => {
                 let cited = a.citations.iter().any(|c| holds(&c.path, c.page));
                 invalid += a.invalid_citations;
                 dangling += a.dangling_citations();
@@ -432,9 +441,15 @@ pub fn eval_qa(
                     }
                     total.push(a.timings.total_ms);
                 }
-                (a.refused, cited, Some(a), generated)
+                (a.refused, cited, Some(a), generated, given)
             }
-            None => (opts.refusal.refuses(&evidence), false, None, None),
+            None => (
+                opts.refusal.refuses(&evidence),
+                false,
+                None,
+                None,
+                Vec::new(),
+            ),
         };
         if it.file.is_some() {
             answerable += 1;

@@ -352,6 +352,31 @@ fn ms(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
+/// Retrieval and the decision whether the library can answer: the answer begun, with the
+/// passages to answer from, or refused with the closest three passages as its sources.
+pub fn begin(
+    lib: &Library,
+    history: &[(String, String)],
+    question: &str,
+    opts: &AskOptions,
+) -> Result<(Answer, Vec<Hit>)> {
+    let query = standalone_query(history, question);
+    let (hits, top_cosine) = retrieve(lib, &query, opts.k.max(1))?;
+    let evidence = evidence(&query, &hits, top_cosine);
+    let mut answer = Answer::new(query, evidence, Vec::new());
+    if hits.is_empty() || opts.refusal.refuses(&evidence) {
+        answer.refused = true;
+        answer.answer = REFUSAL.to_string();
+        answer.sources = hits
+            .iter()
+            .take(3)
+            .enumerate()
+            .map(|(i, h)| Source::from_hit(i + 1, h))
+            .collect();
+    }
+    Ok((answer, hits))
+}
+
 /// Answers `question` from the library, streaming to `sink`. `history` holds earlier
 /// (question, answer) pairs of the conversation, oldest first.
 pub fn ask(
@@ -364,22 +389,10 @@ pub fn ask(
     sink: &mut dyn FnMut(&AnswerEvent),
 ) -> Result<Answer> {
     let started = Instant::now();
-    let query = standalone_query(history, question);
-    let (hits, top_cosine) = retrieve(lib, &query, opts.k.max(1))?;
-    let evidence = evidence(&query, &hits, top_cosine);
-    let retrieval_ms = ms(started);
-    let mut answer = Answer::new(query, evidence, Vec::new());
-    answer.timings.retrieval_ms = retrieval_ms;
+    let (mut answer, hits) = begin(lib, history, question, opts)?;
+    answer.timings.retrieval_ms = ms(started);
 
-    if hits.is_empty() || opts.refusal.refuses(&evidence) {
-        answer.refused = true;
-        answer.answer = REFUSAL.to_string();
-        answer.sources = hits
-            .iter()
-            .take(3)
-            .enumerate()
-            .map(|(i, h)| Source::from_hit(i + 1, h))
-            .collect();
+    if answer.refused {
         sink(&AnswerEvent::Sources {
             sources: &answer.sources,
             refused: true,
