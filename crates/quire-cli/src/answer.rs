@@ -256,6 +256,9 @@ fn replay_row(
     row: &serde_json::Value,
     opts: &answer::AskOptions,
 ) -> Result<(Judged, bool)> {
+    if row.get("generated").is_none() {
+        bail!("the saved run holds no model text (it predates --replay): run `quire eval qa --json` again to save one");
+    }
     let (mut answer, _) = answer::begin(lib, &[], question, opts)?;
     let Some(generated) = row["generated"].as_str().filter(|_| !answer.refused) else {
         let missing = !answer.refused;
