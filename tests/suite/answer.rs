@@ -296,12 +296,65 @@ fn a_question_the_library_cannot_answer_is_refused_with_the_closest_passages() {
                 && ans
                     .sentences
                     .iter()
-                    .all(|c| !c.supported || c.quote.is_none())
+                    .all(|c| !(c.supported && c.on_question()) || c.quote.is_none())
         );
         assert!(ans.citations.is_empty());
     } else {
-        assert!(ans.sentences.iter().any(|c| c.supported), "{ans:?}");
+        assert!(
+            ans.sentences.iter().any(|c| c.supported && c.on_question()),
+            "{ans:?}"
+        );
     }
+}
+
+#[test]
+fn a_faithful_copy_of_a_passage_about_something_else_is_withheld() {
+    let (_, lib) = library();
+    let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
+    let (hits, cos) = lib
+        .retrieve("heart failure programme patient experiences", 4)
+        .expect("retrieve");
+    let sources: Vec<pack::Source> = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| pack::Source::from_hit(i + 1, h))
+        .collect();
+    // A sentence copied word for word from source 1: every word is in the source.
+    let s1 = &sources[0].text;
+    let (a, b) = answer::text::sentences(s1)
+        .into_iter()
+        .find(|&(a, b)| b - a > 60 && !answer::text::looks_like_reference(&s1[a..b]))
+        .expect("a sentence");
+    let generated = format!("{} [1].", &s1[a..b]);
+    let judge = |question: &str| {
+        let mut ans = answer::Answer::new(
+            question.to_string(),
+            answer::evidence(question, &hits, cos),
+            sources.clone(),
+        );
+        answer::finish(&mut ans, &generated, &lib);
+        ans
+    };
+    // Asked about the passage's subject, the copy is an answer, cited to source 1.
+    let on = judge("What did patients say about the heart failure rehabilitation programme?");
+    assert!(!on.refused, "{on:?}");
+    assert!(
+        on.sentences[0].supported && on.sentences[0].on_question(),
+        "{on:?}"
+    );
+    assert_eq!(on.citations[0].doc_id, sources[0].doc_id);
+    // Asked about something else, the same copy is still supported by its source, but
+    // it does not answer: withheld, with the draft kept and the closest passages shown.
+    let off = judge("How many milligrams of enoxaparin should a trauma patient get once daily?");
+    assert!(off.sentences[0].supported, "{off:?}");
+    assert!(!off.sentences[0].on_question(), "{off:?}");
+    assert!(off.refused && off.answer == REFUSAL, "{off:?}");
+    let first_word = s1[a..b].split_whitespace().next().expect("a word");
+    assert!(
+        off.draft.as_deref().is_some_and(|d| d.contains(first_word)),
+        "{off:?}"
+    );
+    assert!(off.citations.is_empty() && off.sources.len() <= 3);
 }
 
 #[test]

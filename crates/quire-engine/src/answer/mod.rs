@@ -514,14 +514,15 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
     }
     citations.sort_by_key(|c| c.n);
     answer.citations = citations;
-    // Nothing the model said is in the sources: that is a guess, not an answer. Say so,
+    // Nothing the model said is in the sources: that is a guess, not an answer. Nor is
+    // a faithful copy of a passage about something other than the question. Say so,
     // show the closest passages, and keep the draft aside (a stopped answer is kept as
     // it is: the user stopped it before it could be judged).
     let checkable: Vec<&verify::SentenceCheck> =
         checks.iter().filter(|c| c.quote.is_some()).collect();
     if answer.stop != Some(StopReason::Cancelled)
         && !checkable.is_empty()
-        && checkable.iter().all(|c| !c.supported)
+        && checkable.iter().all(|c| !(c.supported && c.on_question()))
     {
         answer.draft = Some(std::mem::replace(&mut answer.answer, REFUSAL.to_string()));
         answer.refused = true;

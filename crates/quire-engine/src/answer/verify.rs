@@ -40,6 +40,13 @@ pub const SEMANTIC_SUPPORT: f32 = 0.72;
 /// "She had a high risk of developing type 2 diabetes … due to gestational diabetes",
 /// cosine 0.80 with 27 % of its new words in the passage); a third of them must be there.
 pub const SEMANTIC_MIN_OVERLAP: f32 = 0.35;
+/// MiniLM cosine below which a sentence is about something other than the question.
+/// An answer whose supported sentences are all below it is a faithful copy of a passage
+/// that does not answer what was asked (SmolLM2 copying a reference list or a passage on
+/// an antibiotic cocktail to a question on a chemotherapy dose; Qwen 0.5B answering
+/// "how many votes" with "Eric Holk received 5 Minutes"). On the QA set the answers that
+/// cite the evidence page all reach 0.33 or more with their question.
+pub const ON_QUESTION: f32 = 0.3;
 /// Share of the question words a sentence repeats that its passage (title included) must
 /// hold for any of its windows to support the sentence.
 pub const ECHO_SUPPORT: f32 = 0.5;
@@ -58,6 +65,10 @@ pub struct SentenceCheck {
     pub quote: Option<(usize, (usize, usize))>,
     pub lexical: f32,
     pub semantic: Option<f32>,
+    /// Share of the question's content words the sentence holds …
+    pub asked_overlap: f32,
+    /// … and its MiniLM cosine to the question: whether it is about what was asked.
+    pub asked_cosine: Option<f32>,
 }
 
 struct Window {
@@ -69,6 +80,14 @@ struct Window {
     numbers: HashSet<String>,
     /// Indices into the sentence embeddings.
     sentences: Vec<usize>,
+}
+
+impl SentenceCheck {
+    /// Whether the sentence is about what was asked (true when that could not be
+    /// measured: no embedding model, or no question).
+    pub fn on_question(&self) -> bool {
+        self.asked_cosine.is_none_or(|c| c >= ON_QUESTION)
+    }
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -121,14 +140,16 @@ pub fn check(
     let vectors = embed.and_then(|e| {
         let mut all: Vec<&str> = sentence_texts.clone();
         all.extend(&claims);
+        all.push(question);
         e.embed(&all).ok()
     });
-    let (source_vecs, claim_vecs) = match &vectors {
-        Some(v) if v.len() == sentence_texts.len() + claims.len() => {
+    let (source_vecs, claim_vecs, question_vec) = match &vectors {
+        Some(v) if v.len() == sentence_texts.len() + claims.len() + 1 => {
             let (a, b) = v.split_at(sentence_texts.len());
-            (Some(a), Some(b))
+            let (b, q) = b.split_at(claims.len());
+            (Some(a), Some(b), Some(&q[0]))
         }
-        _ => (None, None),
+        _ => (None, None, None),
     };
 
     let asked = text::term_set(question);
@@ -137,6 +158,11 @@ pub fn check(
         .enumerate()
         .map(|(i, s)| {
             let terms = text::term_set(&s.text);
+            let asked_overlap = text::coverage(&asked, &terms);
+            let asked_cosine = claim_vecs
+                .zip(question_vec)
+                .filter(|_| !asked.is_empty())
+                .map(|(cv, q)| cosine(&cv[i], q));
             let added: HashSet<String> = terms.difference(&asked).cloned().collect();
             let new_terms = if added.is_empty() { &terms } else { &added };
             let echoed: HashSet<String> = terms.intersection(&asked).cloned().collect();
@@ -197,6 +223,8 @@ pub fn check(
                     quote: None,
                     lexical: 1.0,
                     semantic: None,
+                    asked_overlap,
+                    asked_cosine,
                 };
             }
             let cited = (!s.cites.is_empty())
@@ -223,6 +251,8 @@ pub fn check(
                 quote: best.map(|(w, _)| (w.source, w.range)),
                 lexical,
                 semantic,
+                asked_overlap,
+                asked_cosine,
             }
         })
         .collect()
