@@ -149,18 +149,24 @@ fn packing_never_exceeds_the_window_over_random_passages() {
     }
 }
 
-#[test]
-fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
-    let (_, lib) = library();
-    let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
+/// The passages on heart failure programmes, numbered as the model would see them.
+fn heart_failure_sources(lib: &Library) -> (Vec<Hit>, Option<f32>, Vec<pack::Source>) {
     let (hits, cos) = lib
         .retrieve("heart failure programme patient experiences", 4)
         .expect("retrieve");
-    let sources: Vec<pack::Source> = hits
+    let sources = hits
         .iter()
         .enumerate()
         .map(|(i, h)| pack::Source::from_hit(i + 1, h))
         .collect();
+    (hits, cos, sources)
+}
+
+#[test]
+fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
+    let (_, lib) = library();
+    let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
+    let (hits, cos, sources) = heart_failure_sources(&lib);
     // The model "answers" by copying a sentence of source 2, citing [2], then cites a
     // source that does not exist.
     let s2 = &sources[1].text;
@@ -296,14 +302,11 @@ fn a_question_the_library_cannot_answer_is_refused_with_the_closest_passages() {
                 && ans
                     .sentences
                     .iter()
-                    .all(|c| !(c.supported && c.on_question()) || c.quote.is_none())
+                    .all(|c| !c.answers() || c.quote.is_none())
         );
         assert!(ans.citations.is_empty());
     } else {
-        assert!(
-            ans.sentences.iter().any(|c| c.supported && c.on_question()),
-            "{ans:?}"
-        );
+        assert!(ans.sentences.iter().any(|c| c.answers()), "{ans:?}");
     }
 }
 
@@ -311,14 +314,7 @@ fn a_question_the_library_cannot_answer_is_refused_with_the_closest_passages() {
 fn a_faithful_copy_of_a_passage_about_something_else_is_withheld() {
     let (_, lib) = library();
     let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
-    let (hits, cos) = lib
-        .retrieve("heart failure programme patient experiences", 4)
-        .expect("retrieve");
-    let sources: Vec<pack::Source> = hits
-        .iter()
-        .enumerate()
-        .map(|(i, h)| pack::Source::from_hit(i + 1, h))
-        .collect();
+    let (hits, cos, sources) = heart_failure_sources(&lib);
     // A sentence copied word for word from source 1: every word is in the source.
     let s1 = &sources[0].text;
     let (a, b) = answer::text::sentences(s1)
@@ -338,10 +334,7 @@ fn a_faithful_copy_of_a_passage_about_something_else_is_withheld() {
     // Asked about the passage's subject, the copy is an answer, cited to source 1.
     let on = judge("What did patients say about the heart failure rehabilitation programme?");
     assert!(!on.refused, "{on:?}");
-    assert!(
-        on.sentences[0].supported && on.sentences[0].on_question(),
-        "{on:?}"
-    );
+    assert!(on.sentences[0].answers(), "{on:?}");
     assert_eq!(on.citations[0].doc_id, sources[0].doc_id);
     // Asked about something else, the same copy is still supported by its source, but
     // it does not answer: withheld, with the draft kept and the closest passages shown.

@@ -479,7 +479,7 @@ pub fn eval_qa(
             "citations": ans.as_ref().map(|a| a.citations.iter().map(|c| serde_json::json!({"n": c.n, "path": c.path, "page": c.page, "inferred": c.inferred})).collect::<Vec<_>>()),
             "unsupported_sentences": ans.as_ref().map(|a| a.unsupported_sentences.clone()),
             "draft": ans.as_ref().and_then(|a| a.draft.clone()),
-            "sentences": ans.as_ref().map(|a| a.sentences.iter().map(|c| serde_json::json!({"text": c.text, "supported": c.supported, "lexical": c.lexical, "semantic": c.semantic, "asked_overlap": c.asked_overlap, "asked_cosine": c.asked_cosine, "cites": c.cites})).collect::<Vec<_>>()),
+            "sentences": ans.as_ref().map(|a| a.sentences.iter().map(|c| serde_json::json!({"text": c.text, "supported": c.supported, "lexical": c.lexical, "semantic": c.semantic, "asked_cosine": c.asked_cosine, "cites": c.cites})).collect::<Vec<_>>()),
             "timings": ans.as_ref().map(|a| a.timings),
         }));
     }

@@ -522,7 +522,7 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
         checks.iter().filter(|c| c.quote.is_some()).collect();
     if answer.stop != Some(StopReason::Cancelled)
         && !checkable.is_empty()
-        && checkable.iter().all(|c| !(c.supported && c.on_question()))
+        && checkable.iter().all(|c| !c.answers())
     {
         answer.draft = Some(std::mem::replace(&mut answer.answer, REFUSAL.to_string()));
         answer.refused = true;

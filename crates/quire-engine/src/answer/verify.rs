@@ -65,9 +65,7 @@ pub struct SentenceCheck {
     pub quote: Option<(usize, (usize, usize))>,
     pub lexical: f32,
     pub semantic: Option<f32>,
-    /// Share of the question's content words the sentence holds …
-    pub asked_overlap: f32,
-    /// … and its MiniLM cosine to the question: whether it is about what was asked.
+    /// MiniLM cosine to the question: whether the sentence is about what was asked.
     pub asked_cosine: Option<f32>,
 }
 
@@ -87,6 +85,11 @@ impl SentenceCheck {
     /// measured: no embedding model, or no question).
     pub fn on_question(&self) -> bool {
         self.asked_cosine.is_none_or(|c| c >= ON_QUESTION)
+    }
+
+    /// Whether the sentence answers: its sources say it, and it is about the question.
+    pub fn answers(&self) -> bool {
+        self.supported && self.on_question()
     }
 }
 
@@ -158,7 +161,6 @@ pub fn check(
         .enumerate()
         .map(|(i, s)| {
             let terms = text::term_set(&s.text);
-            let asked_overlap = text::coverage(&asked, &terms);
             let asked_cosine = claim_vecs
                 .zip(question_vec)
                 .filter(|_| !asked.is_empty())
@@ -223,7 +225,6 @@ pub fn check(
                     quote: None,
                     lexical: 1.0,
                     semantic: None,
-                    asked_overlap,
                     asked_cosine,
                 };
             }
@@ -251,7 +252,6 @@ pub fn check(
                 quote: best.map(|(w, _)| (w.source, w.range)),
                 lexical,
                 semantic,
-                asked_overlap,
                 asked_cosine,
             }
         })
