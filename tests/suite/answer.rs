@@ -649,7 +649,7 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
     // judges the saved drafts again without the model, reaching the same verdicts.
     let qa = dir.path().join("qa.jsonl");
     let items = [
-        serde_json::json!({"question": "How many heart failure patients took part in the focus groups?", "file": "cermine_hindawi-rrp-2010_heart-failure-programmes-patient-experiences.pdf", "page": 2, "evidence": null}),
+        serde_json::json!({"question": "How many heart failure patients took part in the focus groups?", "file": "cermine_hindawi-rrp-2010_heart-failure-programmes-patient-experiences.pdf", "page": 2, "evidence": "Fifteen participants took part, seven from the rural hospital and eight from the urban hospital."}),
         serde_json::json!({"question": "Which Rust release was the 2024 edition aimed at in May 2024?", "file": "rust-leadership-council_sync-meeting_2024-05-24.md", "page": 1, "evidence": null}),
         serde_json::json!({"question": "What dose of metformin is recommended for children?", "file": null, "page": null, "evidence": null}),
     ];
@@ -665,6 +665,40 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
         rows.iter().any(|r| r["generated"].is_string()),
         "no question reached the model: {out}"
     );
+    // Whether the evidence sentence reached the model is judged where there is one to
+    // look for (the first question), from the passages the model was given.
+    assert!(rows[1]["evidence_given"].is_null(), "{out}");
+    assert!(rows[2]["evidence_given"].is_null(), "{out}");
+    let given_pct = first["summary"]["evidence_given_to_model_pct"]
+        .as_f64()
+        .expect("evidence_given_to_model_pct");
+    // Held: a run of six consecutive words of the evidence is in a given passage.
+    let words = |t: &str| {
+        let w: Vec<String> = t
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        format!(" {} ", w.join(" "))
+    };
+    let evidence: Vec<String> = words(items[0]["evidence"].as_str().expect("evidence"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let held = rows[0]["given_sources"]
+        .as_array()
+        .expect("given_sources")
+        .iter()
+        .filter_map(|s| s["text"].as_str())
+        .any(|t| {
+            let text = words(t);
+            evidence
+                .windows(6)
+                .any(|run| text.contains(&format!(" {} ", run.join(" "))))
+        });
+    assert_eq!(rows[0]["evidence_given"], held, "{out}");
+    // Two answerable questions, one with evidence to look for.
+    assert_eq!(given_pct, if held { 50.0 } else { 0.0 }, "{out}");
     for r in rows.iter().filter(|r| r["generated"].is_string()) {
         let sources = r["given_sources"].as_array().expect("given_sources");
         assert!(
@@ -687,6 +721,8 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
     assert_eq!(again["summary"]["model"], first["summary"]["model"]);
     for key in [
         "answer_cites_evidence_page_pct",
+        "evidence_given_to_model_pct",
+        "cites_evidence_page_when_given_pct",
         "false_refusal_pct",
         "refusal_on_unanswerable_pct",
         "unsupported_sentences_pct",
@@ -705,6 +741,7 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
             "unsupported_sentences",
             "draft",
             "sources",
+            "evidence_given",
         ] {
             assert_eq!(a[key], b[key], "{key}");
         }

@@ -218,6 +218,33 @@ struct QaItem {
     question: String,
     file: Option<String>,
     page: Option<u32>,
+    /// The sentence of the page that answers, as the page's text gives it.
+    #[serde(default)]
+    evidence: Option<String>,
+}
+
+/// A text's words, lowercased, with everything that is not a letter or digit between
+/// them: PDF line breaks, hyphenation at a line's end and quote styles do not matter.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Runs of this many consecutive words of an evidence sentence: one of them in a passage
+/// means the passage holds (that part of) the sentence.
+const EVIDENCE_RUN: usize = 6;
+
+/// Whether `passage` holds the evidence sentence, or a run of [`EVIDENCE_RUN`] of its
+/// words: the passage was cut inside the sentence, but what answers is there.
+fn holds_evidence(passage: &str, evidence: &str) -> bool {
+    let (p, e) = (words(passage), words(evidence));
+    if e.is_empty() {
+        return false;
+    }
+    let run = e.len().min(EVIDENCE_RUN);
+    e.windows(run).any(|w| p.windows(run).any(|x| x == w))
 }
 
 fn median(v: &mut [u64]) -> Option<u64> {
@@ -373,6 +400,10 @@ pub fn eval_qa(
     let (mut invalid, mut dangling, mut unsupported, mut sentences) =
         (0usize, 0usize, 0usize, 0usize);
     let mut not_replayable = 0usize;
+    // Answerable questions whose evidence sentence was in the passages the model was
+    // given, and of those, the answers that cite the evidence page: what the prompt
+    // lost, apart from what the model made of it.
+    let (mut given_evidence, mut cites_given) = (0usize, 0usize);
     let (mut ttft, mut total): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
     for (i, it) in items.iter().enumerate() {
         eprint!("\r{} / {}", i + 1, items.len());
@@ -454,6 +485,16 @@ pub fn eval_qa(
                 Vec::new(),
             ),
         };
+        let evidence_given = match (&ans, &it.evidence) {
+            (Some(_), Some(e)) if it.file.is_some() => {
+                Some(given.iter().any(|s| holds_evidence(&s.text, e)))
+            }
+            _ => None,
+        };
+        if evidence_given == Some(true) {
+            given_evidence += 1;
+            cites_given += cited as usize;
+        }
         if it.file.is_some() {
             answerable += 1;
             in_top5 += hit as usize;
@@ -468,6 +509,7 @@ pub fn eval_qa(
             "file": it.file,
             "page": it.page,
             "evidence_in_top5": hit,
+            "evidence_given": evidence_given,
             "refused": refused,
             "cites_evidence_page": cited,
             "top_cosine": evidence.top_cosine,
@@ -498,6 +540,8 @@ pub fn eval_qa(
         "model": model.as_ref().and_then(|m| m.info().name.clone()).or(saved_model),
         "evidence_page_in_top5_pct": pct(in_top5, answerable),
         "answer_cites_evidence_page_pct": pct(cites_ok, answerable),
+        "evidence_given_to_model_pct": (!retrieval_only).then(|| pct(given_evidence, answerable)),
+        "cites_evidence_page_when_given_pct": (!retrieval_only).then(|| pct(cites_given, given_evidence)),
         "refusal_on_unanswerable_pct": pct(refused_unans, unans),
         "false_refusal_pct": pct(false_ref, answerable),
         "invalid_citations_dropped": invalid,
@@ -530,7 +574,36 @@ pub fn eval_qa(
 
 #[cfg(test)]
 mod tests {
-    use super::wilson95;
+    use super::{holds_evidence, wilson95};
+
+    #[test]
+    fn evidence_is_found_across_line_breaks_and_cuts_but_not_in_other_text() {
+        let evidence = "Failed retrieval rates in trauma patients are reported between 0% and 4% with a calculated rate of 2.8% (Table 6).";
+        // As the PDF gives it: line breaks, and a word hyphenated across two lines
+        // (its halves match nothing, but the sentence's other runs of words do).
+        let page = "Failed\nretrieval rates in trauma patients are reported between\n0% and 4% with a calcu-\nlated rate of 2.8% (Table 6).";
+        assert!(holds_evidence(page, evidence));
+        // A passage cut inside the sentence still holds what answers.
+        assert!(holds_evidence(
+            "... are reported between 0% and 4% with a",
+            evidence
+        ));
+        // The same topic in other words is not the evidence.
+        assert!(!holds_evidence(
+            "Retrieval of the filter failed in 2.8% of trauma patients (Table 6).",
+            evidence
+        ));
+        assert!(!holds_evidence(page, ""));
+        // A short evidence line is matched whole.
+        assert!(holds_evidence(
+            "Mara: Four out of twelve said yes.",
+            "Four out of twelve"
+        ));
+        assert!(!holds_evidence(
+            "Four out of ten said yes.",
+            "Four out of twelve"
+        ));
+    }
 
     #[test]
     fn wilson_intervals_match_the_textbook_values() {
