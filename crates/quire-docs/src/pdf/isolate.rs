@@ -248,10 +248,7 @@ fn crash_problem(
     .iter()
     .any(|m| stderr.contains(m));
     if out_of_memory {
-        return PdfProblem::TooLarge(format!(
-            "reading it needed more than {} MiB of memory",
-            limits.memory_bytes >> 20
-        ));
+        return super::out_of_memory(limits);
     }
     if stderr.contains("overflowed its stack") {
         return PdfProblem::Corrupt("its objects are nested too deeply".into());

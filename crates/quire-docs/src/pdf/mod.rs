@@ -107,10 +107,30 @@ pub enum PdfEvent {
     Page { page: Page, truncated: bool },
 }
 
-fn lopdf_problem(e: lopdf::Error) -> PdfProblem {
+/// Running out of memory while reading: the file is too large for the memory allowed
+/// to read one PDF (the same words whichever step failed to allocate).
+fn out_of_memory(limits: &PdfLimits) -> PdfProblem {
+    PdfProblem::TooLarge(format!(
+        "reading it needed more than {} MiB of memory",
+        limits.memory_bytes >> 20
+    ))
+}
+
+/// A failed read of the file. Reading it whole reserves its size first, so under the
+/// isolated reader's memory limit a large file can fail here rather than in the parser.
+fn io_problem(e: std::io::Error, limits: &PdfLimits) -> PdfProblem {
+    if e.kind() == std::io::ErrorKind::OutOfMemory {
+        out_of_memory(limits)
+    } else {
+        PdfProblem::Corrupt(e.to_string())
+    }
+}
+
+fn lopdf_problem(e: lopdf::Error, limits: &PdfLimits) -> PdfProblem {
     let text = e.to_string();
     let lower = text.to_lowercase();
     match e {
+        lopdf::Error::IO(e) => io_problem(e, limits),
         lopdf::Error::Decryption(_) => PdfProblem::PasswordProtected,
         lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { limit }) => {
             PdfProblem::TooLarge(format!(
@@ -149,7 +169,7 @@ pub fn extract_each(
     limits: &PdfLimits,
     sink: &mut dyn FnMut(PdfEvent),
 ) -> Result<(), PdfProblem> {
-    let meta = std::fs::metadata(path).map_err(|e| PdfProblem::Corrupt(e.to_string()))?;
+    let meta = std::fs::metadata(path).map_err(|e| io_problem(e, limits))?;
     if meta.len() > limits.max_file_bytes {
         return Err(PdfProblem::TooLarge(format!(
             "{} MiB, over the {} MiB limit",
@@ -157,7 +177,7 @@ pub fn extract_each(
             limits.max_file_bytes >> 20
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| PdfProblem::Corrupt(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| io_problem(e, limits))?;
     if !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") {
         return Err(PdfProblem::Corrupt("no PDF header".into()));
     }
@@ -165,7 +185,8 @@ pub fn extract_each(
         max_decompressed_size: Some(limits.max_stream_bytes),
         ..LoadOptions::default()
     };
-    let doc = Document::load_mem_with_options(&bytes, options).map_err(lopdf_problem)?;
+    let doc =
+        Document::load_mem_with_options(&bytes, options).map_err(|e| lopdf_problem(e, limits))?;
     drop(bytes);
     if doc.is_encrypted() {
         return Err(PdfProblem::PasswordProtected);
@@ -229,5 +250,29 @@ pub(crate) fn collect(out: &mut PdfText, e: PdfEvent) {
             out.truncated_pages += truncated as usize;
             out.pages.push(page);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_memory_reading_the_file_is_too_large_not_corrupt() {
+        // What reading a file whole returns when its size cannot be reserved.
+        let limits = PdfLimits {
+            memory_bytes: 40 << 20,
+            ..PdfLimits::default()
+        };
+        let oom = || std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+        let expected = PdfProblem::TooLarge("reading it needed more than 40 MiB of memory".into());
+        assert_eq!(io_problem(oom(), &limits), expected);
+        assert_eq!(lopdf_problem(lopdf::Error::IO(oom()), &limits), expected);
+        // Any other failure to read stays what it is.
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(matches!(
+            io_problem(missing, &limits),
+            PdfProblem::Corrupt(_)
+        ));
     }
 }
