@@ -162,6 +162,16 @@ fn heart_failure_sources(lib: &Library) -> (Vec<Hit>, Option<f32>, Vec<pack::Sou
     (hits, cos, sources)
 }
 
+/// A sentence of `text` long enough to be a claim, and not a reference-list entry: what
+/// a model copying its source word for word would write.
+fn a_copyable_sentence(text: &str) -> &str {
+    answer::text::sentences(text)
+        .into_iter()
+        .map(|(a, b)| &text[a..b])
+        .find(|s| s.len() > 60 && !answer::text::looks_like_reference(s))
+        .expect("a sentence")
+}
+
 #[test]
 fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
     let (_, lib) = library();
@@ -169,12 +179,7 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
     let (hits, cos, sources) = heart_failure_sources(&lib);
     // The model "answers" by copying a sentence of source 2, citing [2], then cites a
     // source that does not exist.
-    let s2 = &sources[1].text;
-    let (a, b) = answer::text::sentences(s2)
-        .into_iter()
-        .find(|&(a, b)| b - a > 60)
-        .expect("a sentence");
-    let copied = &s2[a..b];
+    let copied = a_copyable_sentence(&sources[1].text);
     let generated = format!("{copied} [2]. Patients loved it [9].");
     let mut ans = answer::Answer::new(
         String::new(),
@@ -316,12 +321,8 @@ fn a_faithful_copy_of_a_passage_about_something_else_is_withheld() {
     let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
     let (hits, cos, sources) = heart_failure_sources(&lib);
     // A sentence copied word for word from source 1: every word is in the source.
-    let s1 = &sources[0].text;
-    let (a, b) = answer::text::sentences(s1)
-        .into_iter()
-        .find(|&(a, b)| b - a > 60 && !answer::text::looks_like_reference(&s1[a..b]))
-        .expect("a sentence");
-    let generated = format!("{} [1].", &s1[a..b]);
+    let copied = a_copyable_sentence(&sources[0].text);
+    let generated = format!("{copied} [1].");
     let judge = |question: &str| {
         let mut ans = answer::Answer::new(
             question.to_string(),
@@ -342,7 +343,7 @@ fn a_faithful_copy_of_a_passage_about_something_else_is_withheld() {
     assert!(off.sentences[0].supported, "{off:?}");
     assert!(!off.sentences[0].on_question(), "{off:?}");
     assert!(off.refused && off.answer == REFUSAL, "{off:?}");
-    let first_word = s1[a..b].split_whitespace().next().expect("a word");
+    let first_word = copied.split_whitespace().next().expect("a word");
     assert!(
         off.draft.as_deref().is_some_and(|d| d.contains(first_word)),
         "{off:?}"
