@@ -1,7 +1,8 @@
 //! Grounded answers and summaries with the real default model, real papers and notes:
 //! citation mapping, the refusal path, context packing that never overflows (a property
 //! test over random passages), prompt injection from a document, cancellation leaving
-//! the stored conversation consistent, and a note longer than the context summarized.
+//! the stored conversation consistent, and a note longer than the context summarized;
+//! and the two QA sets `eval qa` reads still match the extractor's pages.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -765,4 +766,74 @@ fn ask_summarize_and_evaluate_from_the_command_line() {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf8")
+}
+
+/// Both QA sets hold what their READMEs promise, checked against this build's extractor:
+/// every answerable line's evidence is on the page it names, the minimum sizes hold, and
+/// the held-out set shares no paper page, evidence or question with the tuning set (a
+/// change to PDF extraction that moves the evidence would otherwise skew `eval qa`
+/// silently).
+#[test]
+fn the_qa_sets_evidence_is_on_the_pages_they_name_and_the_held_out_set_is_disjoint() {
+    let root = quire_tests::repo_root();
+    let corpus = shared_dir().join("corpus");
+    let set = |name: &str| root.join("tests/data/qa").join(name);
+    // The checker's default minimums (40 lines, 10 of them unanswerable) hold for both.
+    for name in ["corpus-qa.jsonl", "heldout-qa.jsonl"] {
+        let out = std::process::Command::new("python3")
+            .arg(root.join("scripts/check-qa-set.py"))
+            .args(["--quire", path_str(&quire_tests::quire_bin())])
+            .args(["--corpus", path_str(&corpus)])
+            .arg(set(name))
+            .output()
+            .expect("run scripts/check-qa-set.py");
+        assert!(
+            out.status.success(),
+            "{name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let lines = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(set(name))
+            .expect("read QA set")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    };
+    let (tuning, held_out) = (lines("corpus-qa.jsonl"), lines("heldout-qa.jsonl"));
+    let words = |v: &serde_json::Value| -> String {
+        v.as_str()
+            .unwrap_or_default()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    for h in &held_out {
+        for t in &tuning {
+            assert_ne!(
+                words(&h["question"]),
+                words(&t["question"]),
+                "question in both sets"
+            );
+            if h["file"].is_null() || t["file"].is_null() {
+                continue;
+            }
+            let is_paper = h["file"].as_str().is_some_and(|f| f.ends_with(".pdf"));
+            assert!(
+                !(is_paper && h["file"] == t["file"] && h["page"] == t["page"]),
+                "held-out page {} of {} is also in the tuning set",
+                h["page"],
+                h["file"]
+            );
+            let (he, te) = (words(&h["evidence"]), words(&t["evidence"]));
+            assert!(
+                !he.contains(&te) && !te.contains(&he),
+                "evidence shared by both sets: {he}"
+            );
+        }
+    }
 }
