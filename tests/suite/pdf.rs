@@ -133,11 +133,12 @@ fn each_tricky_file_gets_its_own_status() {
 }
 
 #[test]
-fn papers_keep_page_count_reading_order_and_spans() {
+fn papers_keep_page_count_reading_order_spans_and_titles() {
     // Page counts from the corpus manifest (poppler's).
     let manifest =
         std::fs::read_to_string(shared_dir().join("corpus/MANIFEST.tsv")).expect("manifest");
     let mut checked = 0;
+    let mut titles = BTreeMap::new();
     for line in manifest.lines().filter(|l| l.starts_with("papers/")) {
         let cols: Vec<&str> = line.split('\t').collect();
         let path = shared_dir().join("corpus").join(cols[0]);
@@ -153,9 +154,30 @@ fn papers_keep_page_count_reading_order_and_spans() {
                 p.number
             );
         }
+        titles.insert(cols[0].to_string(), text.title.clone());
         checked += 1;
     }
     assert_eq!(checked, 26);
+
+    // Titles from the document information: one cut short there ("A loss-of-function
+    // mutation in") is completed from the first page; a production code or a placeholder
+    // ("ipg1300180a", "Title") is no title, so the library falls back to the file name.
+    let title = |f: &str| titles[&format!("papers/{f}.pdf")].clone();
+    assert_eq!(
+        title("pqa_10.1007-s00125-024-06103-w_diabetologia").as_deref(),
+        Some("A loss-of-function mutation in KCNJ11 causing sulfonylurea-sensitive diabetes in early adult life")
+    );
+    assert_eq!(title("cermine_intpsychogeriatr-2014"), None);
+    assert_eq!(title("pqa_10.1101-2023.12.13.571462_biorxiv"), None);
+    for (file, t) in &titles {
+        if let Some(t) = t {
+            let last = t.rsplit(' ').next().unwrap_or_default();
+            assert!(
+                !["in", "of", "the", "and", "for", "with"].contains(&last),
+                "{file}: title {t:?} ends mid-phrase"
+            );
+        }
+    }
 
     // A two-column page reads column by column, lines rejoined in order.
     let path = shared_dir()

@@ -925,10 +925,11 @@ fn pdf_text(file: &Path, json: bool) -> Result<()> {
     let result = pdf::extract_isolated(&exe, file, &pdf::PdfLimits::default(), &mut |_, _| {});
     let status = quire_engine::docs::DocStatus::of_pdf(&result);
     let reason = status.reason().map(str::to_string);
-    let pages = result.map(|t| t.pages).unwrap_or_default();
+    let (title, pages) = result.map(|t| (t.title, t.pages)).unwrap_or_default();
     if json {
         let mut v = serde_json::to_value(&status)?;
         v["reason"] = serde_json::json!(reason);
+        v["title"] = serde_json::json!(title);
         v["pages"] = serde_json::to_value(&pages)?;
         println!("{v}");
     } else {

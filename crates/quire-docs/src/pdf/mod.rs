@@ -153,13 +153,95 @@ fn info_title(doc: &Document) -> Option<String> {
     let t = lopdf::decode_text_string(title).ok()?;
     let t = t.trim();
     let lower = t.to_lowercase();
+    // One word is a placeholder ("Title") or a production code ("ipg1300180a"), not a
+    // title: the file's name says more.
     let junk = t.chars().filter(|c| c.is_alphabetic()).count() < 3
+        || !t.contains(char::is_whitespace)
         || lower.starts_with("microsoft word")
         || lower == "untitled"
         || [".pdf", ".doc", ".docx", ".tex", ".dvi", ".indd"]
             .iter()
             .any(|ext| lower.ends_with(ext));
     (!junk).then(|| t.chars().take(300).collect())
+}
+
+/// Words a title does not end on: a document-information title that does was cut short
+/// by the program that wrote it ("A loss-of-function mutation in").
+const DANGLING: &[&str] = &[
+    "a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to",
+    "via", "with", "versus", "vs",
+];
+
+fn ends_unfinished(title: &str) -> bool {
+    let t = title.trim_end();
+    t.ends_with(['-', '\u{2010}', '\u{2011}', ':', ','])
+        || t.rsplit(char::is_whitespace)
+            .next()
+            .is_some_and(|w| DANGLING.contains(&w.to_lowercase().as_str()))
+}
+
+/// A title cut short in the document information is completed from the first page, where
+/// it is printed whole: the rest of the line it starts on, then the lines that carry it on
+/// (starting in lower case, or following a line that ends mid-phrase), at most three.
+/// Not found there, it is marked as cut with an ellipsis.
+fn complete_title(title: String, first_page: &str) -> String {
+    if !ends_unfinished(&title) {
+        return title;
+    }
+    // Compared with hyphens unified and whitespace collapsed, as PDFs print both freely;
+    // the title may itself wrap across lines of the page.
+    let fold = |c: char| match c {
+        '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' => '-',
+        c => c,
+    };
+    let collapse = |t: &str| -> Vec<char> {
+        t.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .map(fold)
+            .collect()
+    };
+    let want = collapse(&title);
+    let lines: Vec<&str> = first_page.lines().collect();
+    // The page as one line, each character tagged with the line it came from.
+    let (mut flat, mut line_of) = (Vec::new(), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        let chars = collapse(line);
+        if chars.is_empty() {
+            continue;
+        }
+        line_of.extend(std::iter::repeat_n(i, chars.len() + 1));
+        flat.extend(chars);
+        flat.push(' ');
+    }
+    let at = (!want.is_empty())
+        .then(|| flat.windows(want.len()).position(|w| w == want.as_slice()))
+        .flatten();
+    let Some(at) = at else {
+        return format!("{}\u{2026}", title.trim_end());
+    };
+    let last = line_of[at + want.len() - 1];
+    let end = line_of
+        .iter()
+        .rposition(|&l| l == last)
+        .unwrap_or(at + want.len());
+    let mut full: String = flat[at..end].iter().collect();
+    for next in lines.iter().skip(last + 1).take(3) {
+        let next: String = collapse(next).into_iter().collect();
+        let carries_on = next.starts_with(char::is_lowercase) || ends_unfinished(&full);
+        if next.is_empty() || !carries_on || full.chars().count() + next.chars().count() > 300 {
+            break;
+        }
+        if !full.ends_with('-') {
+            full.push(' ');
+        }
+        full.push_str(&next);
+    }
+    if ends_unfinished(&full) {
+        full.push('\u{2026}');
+    }
+    full
 }
 
 /// Extracts text in this process, reporting each page to `sink` as it is done.
@@ -247,6 +329,9 @@ pub(crate) fn collect(out: &mut PdfText, e: PdfEvent) {
             out.title = title;
         }
         PdfEvent::Page { page, truncated } => {
+            if out.pages.is_empty() {
+                out.title = out.title.take().map(|t| complete_title(t, &page.text));
+            }
             out.truncated_pages += truncated as usize;
             out.pages.push(page);
         }
@@ -256,6 +341,67 @@ pub(crate) fn collect(out: &mut PdfText, e: PdfEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_cut_short_in_the_document_information_is_completed_from_the_first_page() {
+        // Diabetologia's first page, as the extractor reads it (non-breaking hyphens).
+        let page = "Diabetologia (2024) 67:940\u{2013}951\nhttps://doi.org/10.1007/s00125-024-06103-w\n\nARTICLE\n\n\
+            A loss\u{2011}of\u{2011}function mutation in KCNJ11 causing sulfonylurea\u{2011}sensitive\n\
+            diabetes in early adult life\n\
+            Natascia Vedovato1 \u{b7} Maria V. Salguero2 \u{b7} Siri Atma W. Greeley2\n\nAbstract\n";
+        assert_eq!(
+            complete_title("A loss-of-function mutation in".into(), page),
+            "A loss-of-function mutation in KCNJ11 causing sulfonylurea-sensitive diabetes in early adult life"
+        );
+        // Wrapped on the page at a different place than where it was cut.
+        let page = "Journal of Things\nStressful life events are not associated\nwith the onset of dementia\nA. Author, B. Author\n";
+        assert_eq!(
+            complete_title(
+                "Stressful life events are not associated with the".into(),
+                page
+            ),
+            "Stressful life events are not associated with the onset of dementia"
+        );
+        // Not on the first page: marked as cut, not guessed.
+        assert_eq!(
+            complete_title("Effects of".into(), "Some other cover page\n"),
+            "Effects of\u{2026}"
+        );
+        // A whole title is left alone, whatever the page says.
+        assert_eq!(
+            complete_title(
+                "Cryo-EM structures of A3AR".into(),
+                "Cryo-EM structures of A3AR bound to agonists\n"
+            ),
+            "Cryo-EM structures of A3AR"
+        );
+    }
+
+    #[test]
+    fn a_placeholder_or_code_in_the_document_information_is_not_a_title() {
+        let title_of = |t: &str| {
+            let mut doc = Document::with_version("1.5");
+            let mut dict = lopdf::Dictionary::new();
+            dict.set("Title", lopdf::Object::string_literal(t));
+            let info = doc.add_object(dict);
+            doc.trailer.set("Info", info);
+            info_title(&doc)
+        };
+        for junk in [
+            "Title",
+            "ipg1300180a",
+            "Microsoft Word - draft3.docx",
+            "untitled",
+            "paper.pdf",
+            "  ",
+        ] {
+            assert_eq!(title_of(junk), None, "{junk:?}");
+        }
+        assert_eq!(
+            title_of(" Structural insights into Siglec-15 "),
+            Some("Structural insights into Siglec-15".to_string())
+        );
+    }
 
     #[test]
     fn running_out_of_memory_reading_the_file_is_too_large_not_corrupt() {
