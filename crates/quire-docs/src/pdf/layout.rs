@@ -62,6 +62,83 @@ pub(crate) fn page_text(page: &PageGlyphs) -> String {
     normalize(&text)
 }
 
+/// Article-type labels some journals set in front of the title, in its type.
+const ARTICLE_LABELS: &[&str] = &[
+    "research article",
+    "original article",
+    "review article",
+    "original research",
+    "brief report",
+    "article",
+];
+
+/// Type at least this much larger than the body text's is display type (a title).
+const DISPLAY_SIZE: f32 = 1.3;
+
+/// The page's headline: the first run of lines, in reading order, set in one size of
+/// display type, that reads like a title (3 to 40 words, no link). The largest sizes are
+/// tried first, so a one-word banner ("Diabetologia", "ARTICLE") in bigger type than the
+/// title is passed over. `None` on a page with no display type.
+pub(crate) fn headline(page: &PageGlyphs) -> Option<String> {
+    let upright: Vec<&Glyph> = page.glyphs.iter().filter(|g| g.dir & 3 == 0).collect();
+    let frags = fragments(&upright, &page.text);
+    // The body size: the median size by characters set in it.
+    let mut sizes: Vec<(f32, usize)> = frags
+        .iter()
+        .map(|f| (f.size, f.text.chars().count()))
+        .collect();
+    sizes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: usize = sizes.iter().map(|s| s.1).sum();
+    let mut seen = 0;
+    let body = sizes.iter().find_map(|&(size, n)| {
+        seen += n;
+        (seen * 2 >= total).then_some(size)
+    })?;
+    let mut order: Vec<usize> = (0..frags.len()).collect();
+    xy_cut(&frags, &mut order);
+    let mut tiers: Vec<f32> = frags
+        .iter()
+        .map(|f| f.size)
+        .filter(|&size| size >= DISPLAY_SIZE * body)
+        .collect();
+    tiers.sort_by(|a, b| b.total_cmp(a));
+    tiers.dedup_by(|a, b| (*a - *b).abs() < 0.05 * *b);
+    tiers.into_iter().take(3).find_map(|tier| {
+        let in_tier = |i: &usize| (frags[*i].size - tier).abs() < 0.05 * tier;
+        let start = order.iter().position(in_tier)?;
+        // Lines joined with a space, except after a hyphen that ends a line ("slow-" and
+        // "moving"): in a title that is a compound's own hyphen, kept.
+        let mut joined = String::new();
+        for &i in order[start..].iter().take_while(|i| in_tier(i)) {
+            let line = frags[i].text.trim();
+            if !joined.is_empty() && !joined.ends_with(['-', '\u{2010}']) {
+                joined.push(' ');
+            }
+            joined.push_str(line);
+        }
+        let text = normalize(&joined)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // A journal's article-type label set in the title's type ("Research Article").
+        let lower = text.to_lowercase();
+        let text = ARTICLE_LABELS
+            .iter()
+            .find_map(|l| {
+                lower
+                    .strip_prefix(l)
+                    .filter(|rest| rest.starts_with(' '))
+                    .and_then(|_| text.get(l.len()..))
+                    .map(|rest| rest.trim_start().to_string())
+            })
+            .unwrap_or(text);
+        let words = text.split_whitespace().count();
+        let lower = text.to_lowercase();
+        let link = lower.contains("http") || lower.contains("doi") || lower.contains("www.");
+        ((3..=40).contains(&words) && !link).then_some(text)
+    })
+}
+
 fn fragments(glyphs: &[&Glyph], text: &str) -> Vec<Fragment> {
     let mut out: Vec<Fragment> = Vec::new();
     let mut cur: Option<Fragment> = None;
@@ -272,8 +349,15 @@ mod tests {
     use super::*;
 
     fn page(words: &[(f32, f32, &str)]) -> PageGlyphs {
+        let sized: Vec<(f32, f32, f32, &str)> =
+            words.iter().map(|&(x, y, w)| (x, y, 10.0, w)).collect();
+        sized_page(&sized)
+    }
+
+    /// Lines `(x, baseline, font size, text)`.
+    fn sized_page(words: &[(f32, f32, f32, &str)]) -> PageGlyphs {
         let mut p = PageGlyphs::default();
-        for &(x, y, w) in words {
+        for &(x, y, size, w) in words {
             let mut cx = x;
             for ch in w.chars() {
                 let start = p.text.len() as u32;
@@ -281,13 +365,13 @@ mod tests {
                 p.glyphs.push(Glyph {
                     x: cx,
                     y,
-                    w: 5.0,
-                    size: 10.0,
+                    w: size / 2.0,
+                    size,
                     dir: 0,
                     start,
                     end: p.text.len() as u32,
                 });
-                cx += 5.0;
+                cx += size / 2.0;
             }
         }
         p
@@ -312,6 +396,49 @@ mod tests {
         assert_eq!(page_text(&p), "identified");
         let p = page(&[(50.0, 700.0, "well-"), (50.0, 688.0, "Known")]);
         assert_eq!(page_text(&p), "well-\nKnown");
+    }
+
+    #[test]
+    fn the_headline_is_the_first_title_like_run_of_display_type() {
+        let body = [
+            (
+                50.0,
+                500.0,
+                10.0,
+                "Body text set in the usual size, line after line,",
+            ),
+            (
+                50.0,
+                488.0,
+                10.0,
+                "and much more of it than of anything larger.",
+            ),
+            (
+                50.0,
+                476.0,
+                10.0,
+                "Abstract: the study found what it found, at length.",
+            ),
+        ];
+        let mut lines = vec![
+            // A one-word banner in the biggest type, a label, then the title over two
+            // lines, with a compound hyphen at the break, then the authors.
+            (50.0, 760.0, 30.0, "Diabetologia"),
+            (50.0, 700.0, 18.0, "Research Article A slow-"),
+            (50.0, 680.0, 18.0, "moving zone around the gene"),
+            (50.0, 650.0, 11.0, "A. Author, B. Author"),
+        ];
+        lines.extend(body);
+        assert_eq!(
+            headline(&sized_page(&lines)).as_deref(),
+            Some("A slow-moving zone around the gene")
+        );
+        // Nothing in display type: no headline (the file name is used instead).
+        assert_eq!(headline(&sized_page(&body)), None);
+        // A link in large type is not a title.
+        let mut linked = vec![(50.0, 700.0, 18.0, "https://doi.org/10.1000/xyz see this")];
+        linked.extend(body);
+        assert_eq!(headline(&sized_page(&linked)), None);
     }
 
     #[test]

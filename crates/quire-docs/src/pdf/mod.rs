@@ -103,8 +103,17 @@ impl PdfText {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PdfEvent {
-    Open { pages: usize, title: Option<String> },
-    Page { page: Page, truncated: bool },
+    Open {
+        pages: usize,
+        title: Option<String>,
+    },
+    Page {
+        page: Page,
+        truncated: bool,
+        /// The first page's headline in display type (its title, for a paper).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        headline: Option<String>,
+    },
 }
 
 /// Running out of memory while reading: the file is too large for the memory allowed
@@ -285,7 +294,7 @@ pub fn extract_each(
     });
     let mut interp = interp::Interpreter::new(&doc, limits.max_stream_bytes);
     let mut text_bytes = 0usize;
-    for (&number, &page_id) in pages.iter().take(limits.max_pages) {
+    for (i, (&number, &page_id)) in pages.iter().take(limits.max_pages).enumerate() {
         let glyphs = match interp.page(page_id) {
             Ok(g) => g,
             Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
@@ -307,9 +316,11 @@ pub fn extract_each(
                 limits.max_text_bytes >> 20
             )));
         }
+        let headline = (i == 0).then(|| layout::headline(&glyphs)).flatten();
         sink(PdfEvent::Page {
             page: Page { number, text },
             truncated,
+            headline,
         });
     }
     Ok(())
@@ -328,9 +339,18 @@ pub(crate) fn collect(out: &mut PdfText, e: PdfEvent) {
             out.total_pages = pages;
             out.title = title;
         }
-        PdfEvent::Page { page, truncated } => {
+        PdfEvent::Page {
+            page,
+            truncated,
+            headline,
+        } => {
             if out.pages.is_empty() {
-                out.title = out.title.take().map(|t| complete_title(t, &page.text));
+                // The document information's title, whole; else the first page's headline.
+                out.title = out
+                    .title
+                    .take()
+                    .map(|t| complete_title(t, &page.text))
+                    .or(headline);
             }
             out.truncated_pages += truncated as usize;
             out.pages.push(page);
