@@ -126,6 +126,8 @@ export interface DocEntry {
   reason?: string;
   warning: string | null;
   embedded: boolean;
+  /** The reader version that read the file (an older one's text is read again). */
+  reader?: number;
   kind: DocKind;
 }
 

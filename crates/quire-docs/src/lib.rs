@@ -19,5 +19,5 @@ pub use error::{DocsError, Result};
 pub use index::{ChunkIndex, Hit, SearchMode};
 pub use library::{
     is_in_app_note, note_doc_id, read_document, DocEntry, DocStatus, IngestEvent, IngestReport,
-    IngestSink, Library, LibraryOptions, PdfMode, NOTE_PATH_PREFIX,
+    IngestSink, Library, LibraryOptions, PdfMode, NOTE_PATH_PREFIX, READER_VERSION,
 };

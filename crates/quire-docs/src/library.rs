@@ -126,7 +126,15 @@ pub struct DocEntry {
     /// Whether its chunks carry embeddings (for dense and hybrid search).
     #[serde(default)]
     pub embedded: bool,
+    /// The [`READER_VERSION`] that read it: an older reader's text is read again.
+    #[serde(default)]
+    pub reader: u32,
 }
+
+/// How files are read, versioned: raised when a change to PDF or note reading changes
+/// the text, titles or chunks a file gives, so an ingest reads again the unchanged files
+/// an older version read (1: first release; 2: PDF titles from the first page).
+pub const READER_VERSION: u32 = 2;
 
 /// Progress of an ingest, one file at a time.
 #[derive(Debug, Clone, Serialize)]
@@ -402,6 +410,7 @@ impl Library {
             status: DocStatus::Indexed,
             warning: None,
             embedded: vectors.is_some(),
+            reader: READER_VERSION,
         };
         self.manifest.docs.insert(id, entry.clone());
         self.commit()?;
@@ -517,6 +526,7 @@ impl Library {
             status,
             warning: None,
             embedded: false,
+            reader: READER_VERSION,
         };
         let file_title = path
             .file_stem()
@@ -560,7 +570,11 @@ impl Library {
                 && !old.embedded
                 && old.status == DocStatus::Indexed
                 && old.chunks > 0;
-            if old.content_hash == hash && old.status.is_final() && !needs_vectors {
+            if old.content_hash == hash
+                && old.status.is_final()
+                && !needs_vectors
+                && old.reader >= READER_VERSION
+            {
                 return Outcome::Unchanged;
             }
         }
@@ -637,6 +651,7 @@ impl Library {
             status: DocStatus::Indexed,
             warning,
             embedded: vectors.is_some(),
+            reader: READER_VERSION,
         })
     }
 }
@@ -726,5 +741,62 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         } else if supported(&p) {
             out.push(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::WordEstimate;
+
+    #[test]
+    fn files_an_older_reader_read_are_read_again_once() {
+        let dir = std::env::temp_dir().join(format!("quire-reader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let note = dir.join("minutes.md");
+        std::fs::write(&note, "# Minutes\n\nThe budget was approved.\n").expect("write");
+        let open = || {
+            Library::open(
+                &dir.join("index"),
+                LibraryOptions::new(ChunkOptions::default(), PdfMode::InProcess),
+            )
+            .expect("open")
+        };
+        let ingest = |lib: &mut Library| {
+            lib.ingest(
+                std::slice::from_ref(&note),
+                &WordEstimate,
+                &mut |_: &IngestEvent| {},
+            )
+            .expect("ingest")
+        };
+        let mut lib = open();
+        assert_eq!(ingest(&mut lib).added, 1);
+        assert_eq!(ingest(&mut lib).unchanged, 1);
+        assert!(lib.documents().all(|d| d.reader == READER_VERSION));
+
+        // As an earlier release left it: the manifest names an older reader, or none.
+        for older in [READER_VERSION - 1, 0] {
+            for d in lib.manifest.docs.values_mut() {
+                d.reader = older;
+            }
+            lib.commit().expect("commit");
+            drop(lib);
+            lib = open();
+            let report = ingest(&mut lib);
+            assert_eq!((report.updated, report.unchanged), (1, 0), "reader {older}");
+            assert!(lib.documents().all(|d| d.reader == READER_VERSION));
+            assert_eq!(ingest(&mut lib).unchanged, 1, "read again only once");
+        }
+        // A manifest written before the field existed reads as reader 0.
+        let old: DocEntry = serde_json::from_value(serde_json::json!({
+            "id": "x", "path": "/x.pdf", "title": "x", "content_hash": "", "pages": 0,
+            "chunks": 0, "status": "indexed", "warning": null,
+        }))
+        .expect("an old entry");
+        assert_eq!(old.reader, 0);
+        drop(lib);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
