@@ -189,14 +189,11 @@ fn ends_unfinished(title: &str) -> bool {
             .is_some_and(|w| DANGLING.contains(&w.to_lowercase().as_str()))
 }
 
-/// A title cut short in the document information is completed from the first page, where
+/// A title cut short in the document information, completed from the first page where
 /// it is printed whole: the rest of the line it starts on, then the lines that carry it on
 /// (starting in lower case, or following a line that ends mid-phrase), at most three.
-/// Not found there, it is marked as cut with an ellipsis.
-fn complete_title(title: String, first_page: &str) -> String {
-    if !ends_unfinished(&title) {
-        return title;
-    }
+/// `None` when the page does not print it.
+fn complete_title(title: &str, first_page: &str) -> Option<String> {
     // Compared with hyphens unified and whitespace collapsed, as PDFs print both freely;
     // the title may itself wrap across lines of the page.
     let fold = |c: char| match c {
@@ -211,7 +208,7 @@ fn complete_title(title: String, first_page: &str) -> String {
             .map(fold)
             .collect()
     };
-    let want = collapse(&title);
+    let want = collapse(title);
     let lines: Vec<&str> = first_page.lines().collect();
     // The page as one line, each character tagged with the line it came from.
     let (mut flat, mut line_of) = (Vec::new(), Vec::new());
@@ -227,9 +224,7 @@ fn complete_title(title: String, first_page: &str) -> String {
     let at = (!want.is_empty())
         .then(|| flat.windows(want.len()).position(|w| w == want.as_slice()))
         .flatten();
-    let Some(at) = at else {
-        return format!("{}\u{2026}", title.trim_end());
-    };
+    let at = at?;
     let last = line_of[at + want.len() - 1];
     let end = line_of
         .iter()
@@ -250,7 +245,24 @@ fn complete_title(title: String, first_page: &str) -> String {
     if ends_unfinished(&full) {
         full.push('\u{2026}');
     }
-    full
+    Some(full)
+}
+
+/// The title: the document information's when it is whole; one cut short there completed
+/// from the first page, else the page's headline, else marked as cut with an ellipsis;
+/// with none, the first page's headline.
+fn choose_title(
+    info: Option<String>,
+    first_page: &str,
+    headline: Option<String>,
+) -> Option<String> {
+    match info {
+        Some(t) if ends_unfinished(&t) => complete_title(&t, first_page)
+            .or(headline)
+            .or_else(|| Some(format!("{}\u{2026}", t.trim_end()))),
+        Some(t) => Some(t),
+        None => headline,
+    }
 }
 
 /// Extracts text in this process, reporting each page to `sink` as it is done.
@@ -346,11 +358,7 @@ pub(crate) fn collect(out: &mut PdfText, e: PdfEvent) {
         } => {
             if out.pages.is_empty() {
                 // The document information's title, whole; else the first page's headline.
-                out.title = out
-                    .title
-                    .take()
-                    .map(|t| complete_title(t, &page.text))
-                    .or(headline);
+                out.title = choose_title(out.title.take(), &page.text, headline);
             }
             out.truncated_pages += truncated as usize;
             out.pages.push(page);
@@ -369,31 +377,41 @@ mod tests {
             A loss\u{2011}of\u{2011}function mutation in KCNJ11 causing sulfonylurea\u{2011}sensitive\n\
             diabetes in early adult life\n\
             Natascia Vedovato1 \u{b7} Maria V. Salguero2 \u{b7} Siri Atma W. Greeley2\n\nAbstract\n";
+        let title = |info: &str, page: &str, headline: Option<&str>| {
+            choose_title(Some(info.to_string()), page, headline.map(str::to_string))
+        };
         assert_eq!(
-            complete_title("A loss-of-function mutation in".into(), page),
-            "A loss-of-function mutation in KCNJ11 causing sulfonylurea-sensitive diabetes in early adult life"
+            title("A loss-of-function mutation in", page, None).as_deref(),
+            Some("A loss-of-function mutation in KCNJ11 causing sulfonylurea-sensitive diabetes in early adult life")
         );
         // Wrapped on the page at a different place than where it was cut.
         let page = "Journal of Things\nStressful life events are not associated\nwith the onset of dementia\nA. Author, B. Author\n";
         assert_eq!(
-            complete_title(
-                "Stressful life events are not associated with the".into(),
-                page
-            ),
-            "Stressful life events are not associated with the onset of dementia"
+            title(
+                "Stressful life events are not associated with the",
+                page,
+                None
+            )
+            .as_deref(),
+            Some("Stressful life events are not associated with the onset of dementia")
         );
-        // Not on the first page: marked as cut, not guessed.
+        // Not on the first page: the page's headline, or else marked as cut, not guessed.
+        let cover = "Some other cover page\n";
+        let headline = Some("Effects of rain on snails");
+        assert_eq!(title("Effects of", cover, headline).as_deref(), headline);
         assert_eq!(
-            complete_title("Effects of".into(), "Some other cover page\n"),
-            "Effects of\u{2026}"
+            title("Effects of", cover, None).as_deref(),
+            Some("Effects of\u{2026}")
         );
-        // A whole title is left alone, whatever the page says.
+        // A whole title is left alone, whatever the page says; none at all is the headline.
+        let page = "Cryo-EM structures of A3AR bound to agonists\n";
         assert_eq!(
-            complete_title(
-                "Cryo-EM structures of A3AR".into(),
-                "Cryo-EM structures of A3AR bound to agonists\n"
-            ),
-            "Cryo-EM structures of A3AR"
+            title("Cryo-EM structures of A3AR", page, headline).as_deref(),
+            Some("Cryo-EM structures of A3AR")
+        );
+        assert_eq!(
+            choose_title(None, cover, headline.map(str::to_string)).as_deref(),
+            headline
         );
     }
 
