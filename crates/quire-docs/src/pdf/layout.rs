@@ -36,10 +36,11 @@ impl Fragment {
     }
 }
 
-/// Turns one page's glyphs into text. Text in each direction (upright, or rotated as
-/// in landscape tables and side notes) is laid out in its own frame; the direction with
-/// the most glyphs comes first.
-pub(crate) fn page_text(page: &PageGlyphs) -> String {
+/// Turns one page's glyphs into text and, when `with_headline`, finds its headline (see
+/// [`headline`]) in the same layout of the upright text. Text in each direction
+/// (upright, or rotated as in landscape tables and side notes) is laid out in its own
+/// frame; the direction with the most glyphs comes first.
+pub(crate) fn read_page(page: &PageGlyphs, with_headline: bool) -> (String, Option<String>) {
     let mut by_dir: [Vec<&Glyph>; 4] = Default::default();
     for g in &page.glyphs {
         by_dir[g.dir as usize & 3].push(g);
@@ -47,10 +48,14 @@ pub(crate) fn page_text(page: &PageGlyphs) -> String {
     let mut dirs: Vec<usize> = (0..4).filter(|&d| !by_dir[d].is_empty()).collect();
     dirs.sort_by_key(|&d| std::cmp::Reverse(by_dir[d].len()));
     let mut text = String::new();
+    let mut title = None;
     for d in dirs {
         let frags = fragments(&by_dir[d], &page.text);
         let mut order: Vec<usize> = (0..frags.len()).collect();
         xy_cut(&frags, &mut order);
+        if with_headline && d == 0 {
+            title = headline(&frags, &order);
+        }
         let part = join(&frags, &order);
         if !part.is_empty() {
             if !text.is_empty() {
@@ -59,7 +64,7 @@ pub(crate) fn page_text(page: &PageGlyphs) -> String {
             text.push_str(&part);
         }
     }
-    normalize(&text)
+    (normalize(&text), title)
 }
 
 /// Article-type labels some journals set in front of the title, in its type.
@@ -75,13 +80,11 @@ const ARTICLE_LABELS: &[&str] = &[
 /// Type at least this much larger than the body text's is display type (a title).
 const DISPLAY_SIZE: f32 = 1.3;
 
-/// The page's headline: the first run of lines, in reading order, set in one size of
-/// display type, that reads like a title (3 to 40 words, no link). The largest sizes are
-/// tried first, so a one-word banner ("Diabetologia", "ARTICLE") in bigger type than the
-/// title is passed over. `None` on a page with no display type.
-pub(crate) fn headline(page: &PageGlyphs) -> Option<String> {
-    let upright: Vec<&Glyph> = page.glyphs.iter().filter(|g| g.dir & 3 == 0).collect();
-    let frags = fragments(&upright, &page.text);
+/// The headline of upright text laid out as `frags` in reading `order`: the first run of
+/// lines set in one size of display type that reads like a title (3 to 40 words, no
+/// link). The largest sizes are tried first, so a one-word banner ("Diabetologia",
+/// "ARTICLE") in bigger type than the title is passed over. `None` with no display type.
+fn headline(frags: &[Fragment], order: &[usize]) -> Option<String> {
     // The body size: the median size by characters set in it.
     let mut sizes: Vec<(f32, usize)> = frags
         .iter()
@@ -94,8 +97,6 @@ pub(crate) fn headline(page: &PageGlyphs) -> Option<String> {
         seen += n;
         (seen * 2 >= total).then_some(size)
     })?;
-    let mut order: Vec<usize> = (0..frags.len()).collect();
-    xy_cut(&frags, &mut order);
     let mut tiers: Vec<f32> = frags
         .iter()
         .map(|f| f.size)
@@ -121,17 +122,14 @@ pub(crate) fn headline(page: &PageGlyphs) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" ");
         // A journal's article-type label set in the title's type ("Research Article").
-        let lower = text.to_lowercase();
         let text = ARTICLE_LABELS
             .iter()
             .find_map(|l| {
-                lower
-                    .strip_prefix(l)
-                    .filter(|rest| rest.starts_with(' '))
-                    .and_then(|_| text.get(l.len()..))
-                    .map(|rest| rest.trim_start().to_string())
+                text.get(..l.len())
+                    .filter(|head| head.eq_ignore_ascii_case(l))
+                    .and_then(|_| text[l.len()..].strip_prefix(' '))
             })
-            .unwrap_or(text);
+            .map_or_else(|| text.clone(), str::to_string);
         let words = text.split_whitespace().count();
         let lower = text.to_lowercase();
         let link = lower.contains("http") || lower.contains("doi") || lower.contains("www.");
@@ -348,6 +346,10 @@ pub(crate) fn normalize(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn page_text(page: &PageGlyphs) -> String {
+        read_page(page, false).0
+    }
+
     fn page(words: &[(f32, f32, &str)]) -> PageGlyphs {
         let sized: Vec<(f32, f32, f32, &str)> =
             words.iter().map(|&(x, y, w)| (x, y, 10.0, w)).collect();
@@ -430,15 +432,15 @@ mod tests {
         ];
         lines.extend(body);
         assert_eq!(
-            headline(&sized_page(&lines)).as_deref(),
+            read_page(&sized_page(&lines), true).1.as_deref(),
             Some("A slow-moving zone around the gene")
         );
         // Nothing in display type: no headline (the file name is used instead).
-        assert_eq!(headline(&sized_page(&body)), None);
+        assert_eq!(read_page(&sized_page(&body), true).1, None);
         // A link in large type is not a title.
         let mut linked = vec![(50.0, 700.0, 18.0, "https://doi.org/10.1000/xyz see this")];
         linked.extend(body);
-        assert_eq!(headline(&sized_page(&linked)), None);
+        assert_eq!(read_page(&sized_page(&linked), true).1, None);
     }
 
     #[test]

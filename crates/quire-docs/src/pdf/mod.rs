@@ -221,10 +221,12 @@ fn complete_title(title: &str, first_page: &str) -> Option<String> {
         flat.extend(chars);
         flat.push(' ');
     }
-    let at = (!want.is_empty())
-        .then(|| flat.windows(want.len()).position(|w| w == want.as_slice()))
-        .flatten();
-    let at = at?;
+    if want.is_empty() {
+        return None;
+    }
+    let at = flat
+        .windows(want.len())
+        .position(|w| w == want.as_slice())?;
     let last = line_of[at + want.len() - 1];
     let end = line_of
         .iter()
@@ -320,7 +322,8 @@ pub fn extract_each(
             Err(_) => Default::default(),
         };
         let truncated = glyphs.truncated;
-        let text = layout::page_text(&glyphs);
+        // The first page's headline comes from the same layout as its text.
+        let (text, headline) = layout::read_page(&glyphs, i == 0);
         text_bytes += text.len();
         if text_bytes > limits.max_text_bytes {
             return Err(PdfProblem::TooLarge(format!(
@@ -328,7 +331,6 @@ pub fn extract_each(
                 limits.max_text_bytes >> 20
             )));
         }
-        let headline = (i == 0).then(|| layout::headline(&glyphs)).flatten();
         sink(PdfEvent::Page {
             page: Page { number, text },
             truncated,
