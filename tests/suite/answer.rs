@@ -229,6 +229,33 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
     tampered.answer.push_str(" Also this [7].");
     assert_eq!(tampered.dangling_citations(), 1);
 
+    // A claim put under its source ("Source [2] states that …") is the claim, cited and
+    // checked like any other: the lead-in is neither shown nor checked.
+    let mut attributed = answer::Answer::new(
+        String::new(),
+        answer::evidence("q", &hits, cos),
+        sources.clone(),
+    );
+    answer::finish(
+        &mut attributed,
+        &format!("Source [2] states that {}.", copied.trim_end_matches('.')),
+        &lib,
+    );
+    assert!(!attributed.refused, "{attributed:?}");
+    assert!(
+        !attributed.answer.starts_with("Source") && attributed.answer.ends_with(" [2]."),
+        "{}",
+        attributed.answer
+    );
+    assert_eq!(
+        attributed.citations.iter().map(|c| c.n).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert!(
+        attributed.unsupported_sentences.is_empty(),
+        "{attributed:?}"
+    );
+
     // Citation numbers with nothing to say are no answer.
     let mut bare = answer::Answer::new(
         String::new(),

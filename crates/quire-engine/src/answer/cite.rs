@@ -118,6 +118,173 @@ pub fn strip_source_labels(answer: &str, titles: &[(usize, &str)]) -> String {
     out.join("\n")
 }
 
+/// Verbs a model attributes a claim to its source with: "Source [2] states that …".
+#[rustfmt::skip]
+const ATTRIBUTING: &[&str] = &[
+    "states", "stated", "says", "said", "mentions", "mentioned", "notes", "noted",
+    "indicates", "indicated", "reports", "reported", "shows", "showed", "suggests",
+    "suggested", "explains", "describes", "confirms", "highlights", "adds", "state", "say",
+    "mention", "note", "indicate", "report", "show", "suggest", "explain", "describe",
+    "confirm", "highlight", "add",
+];
+
+/// Openings that put a claim under a source: "According to source [1], …".
+#[rustfmt::skip]
+const ATTRIBUTING_OPENINGS: &[&str] = &[
+    "according to", "based on", "as stated in", "as mentioned in", "as noted in",
+    "as reported in", "as shown in", "as described in", "as per",
+];
+
+/// Rewrites "Source [2] states that the dose was 5 mg." as "The dose was 5 mg [2]." — and
+/// "According to source [1], …", "Based on the information provided in Source [3], …" the
+/// same way. Small models often open a claim so; left as it is, the marker moves to the
+/// sentence's end and the user reads "Source states that the dose was 5 mg [2].", with the
+/// lead-in's words checked against the passage as if they were part of the claim. A
+/// sentence that only points at a source ("Source [1] provides more detail.") is left to
+/// `resolve`.
+pub fn strip_attributions(answer: &str) -> String {
+    let mut out = String::with_capacity(answer.len());
+    let mut last = 0;
+    for (a, b) in text::sentences(answer) {
+        out.push_str(&answer[last..a]);
+        let sentence = &answer[a..b];
+        let body = sentence.trim_start();
+        let (bullet, body) = match body.strip_prefix(['-', '*', '\u{2022}']) {
+            Some(rest) if rest.starts_with(' ') => {
+                (&body[..body.len() - rest.len() + 1], rest.trim_start())
+            }
+            _ => ("", body),
+        };
+        match attribution(body) {
+            Some((cites, claim)) => {
+                out.push_str(&sentence[..sentence.len() - body.len() - bullet.len()]);
+                out.push_str(bullet);
+                out.push_str(&cited_claim(claim, &cites));
+            }
+            None => out.push_str(sentence),
+        }
+        last = b;
+    }
+    out.push_str(&answer[last..]);
+    out
+}
+
+/// The sources an attributing lead-in names and the claim after it, if `s` opens with one.
+fn attribution(s: &str) -> Option<(Vec<usize>, &str)> {
+    let lower = s.to_ascii_lowercase();
+    let eat = |at: usize, word: &str| -> Option<usize> {
+        let end = at + word.len();
+        (lower.get(at..end) == Some(word)
+            && lower[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_alphanumeric()))
+        .then_some(end)
+    };
+    let skip_ws = |at: usize| at + (s.len() - at - s[at..].trim_start().len());
+    // "Source [2]", "the sources [1] and [3]", "source 2".
+    let source = |at: usize| -> Option<(usize, Vec<usize>)> {
+        let mut at = skip_ws(at);
+        if let Some(e) = eat(at, "the") {
+            at = skip_ws(e);
+        }
+        at = eat(at, "sources").or_else(|| eat(at, "source"))?;
+        let mut cites = Vec::new();
+        loop {
+            let here = skip_ws(at);
+            let rest = &s[here..];
+            if let Some((Some(n), after)) = leading_marker(rest) {
+                cites.push(n);
+                at = s.len() - after.len();
+            } else if let Some(digits) = Some(rest.chars().take_while(char::is_ascii_digit).count())
+                .filter(|&d| d > 0 && cites.is_empty())
+            {
+                cites.push(rest[..digits].parse().ok()?);
+                at = here + digits;
+            } else if !cites.is_empty() && (rest.starts_with(", [") || rest.starts_with(",[")) {
+                at = here + 1;
+            } else if let Some(e) = eat(here, "and").filter(|_| !cites.is_empty()) {
+                at = e;
+            } else {
+                return Some((at, cites));
+            }
+        }
+    };
+    let claim = |at: usize| -> Option<&str> {
+        let rest = s[at..].trim_start();
+        let rest = rest.strip_prefix([':', ',']).unwrap_or(rest).trim_start();
+        rest.chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '"' || c == '\u{201c}')
+            .then_some(rest)
+    };
+    // "According to source [1], the dose …"
+    for opening in ATTRIBUTING_OPENINGS {
+        let Some(mut at) = eat(0, opening) else {
+            continue;
+        };
+        for filler in [
+            "the information provided in",
+            "the information given in",
+            "the information in",
+            "what is stated in",
+        ] {
+            if let Some(e) = eat(skip_ws(at), filler) {
+                at = e;
+                break;
+            }
+        }
+        let (at, cites) = source(at)?;
+        let rest = s[at..].trim_start().strip_prefix(',')?;
+        return claim(s.len() - rest.len()).map(|c| (cites, c));
+    }
+    // "Source [2] (also) states (that) …"
+    let (mut at, cites) = source(0)?;
+    if let Some(e) = eat(skip_ws(at), "also") {
+        at = e;
+    }
+    let here = skip_ws(at);
+    at = ATTRIBUTING.iter().find_map(|v| eat(here, v))?;
+    if let Some(e) = eat(skip_ws(at), "that") {
+        at = e;
+    }
+    claim(at).map(|c| (cites, c))
+}
+
+/// `claim` as a sentence of its own: a lowercase first word capitalised, the quote marks
+/// around a copied passage dropped, and `cites` at its end unless it carries markers.
+fn cited_claim(claim: &str, cites: &[usize]) -> String {
+    let body = claim.trim_end();
+    let (body, stop) = match body.char_indices().last() {
+        Some((i, '.' | '!' | '?')) => (&body[..i], &body[i..]),
+        _ => (body, ""),
+    };
+    let quoted = body.starts_with(['"', '\u{201c}']);
+    let mut body = if quoted { unquote(body) } else { body }.to_string();
+    if quoted {
+        // `"…."` closes its quote after the full stop.
+        if let Some(stripped) = body.strip_suffix('.') {
+            body = stripped.to_string();
+        }
+    }
+    let first_word = body.split_whitespace().next().unwrap_or("");
+    if first_word
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c == '\'' || c == '-')
+    {
+        let mut chars = body.chars();
+        if let Some(c) = chars.next() {
+            body = c.to_ascii_uppercase().to_string() + chars.as_str();
+        }
+    }
+    if !cites.is_empty() && markers(&body).is_empty() {
+        let list: Vec<String> = cites.iter().map(|n| n.to_string()).collect();
+        body.push_str(&format!(" [{}]", list.join(", ")));
+    }
+    body.push_str(if stop.is_empty() { "." } else { stop });
+    body
+}
+
 /// A source label at the head of `s`: the source it names and the text after it.
 fn label<'a>(
     s: &'a str,
@@ -398,6 +565,60 @@ mod tests {
         // Prose that merely starts like a label is never cut.
         let a = strip_source_labels("Source [1]\nSources differ on the dose [1].", &titles);
         assert_eq!(a, "Sources differ on the dose [1].");
+    }
+
+    #[test]
+    fn a_claim_put_under_its_source_is_the_claim_with_its_citation() {
+        for (said, meant) in [
+            (
+                "Source [2] states that the dose was 5 mg daily.",
+                "The dose was 5 mg daily [2].",
+            ),
+            (
+                "According to source [1], mRNA levels fell by half.",
+                "mRNA levels fell by half [1].",
+            ),
+            (
+                "Based on the information provided in Source [3], the mean age was 68.7 years.",
+                "The mean age was 68.7 years [3].",
+            ),
+            (
+                "Source [1] states: \"A tarball of the data is available.\"",
+                "A tarball of the data is available [1].",
+            ),
+            (
+                "Sources [1] and [4] report that 15 patients took part.",
+                "15 patients took part [1, 4].",
+            ),
+            (
+                "Source [2] mentions that bleeding occurred in 3.9% [2]. The source also notes HIT in 0.7%.",
+                "Bleeding occurred in 3.9% [2]. HIT in 0.7%.",
+            ),
+            (
+                "- Source [1] says that the council meets weekly.\n- Source [2] notes that budgets are set in May.",
+                "- The council meets weekly [1].\n- Budgets are set in May [2].",
+            ),
+        ] {
+            assert_eq!(strip_attributions(said), meant, "{said:?}");
+        }
+        // Left alone: a sentence that only points at a source, a source named mid-claim,
+        // and "source" as an ordinary word.
+        for same in [
+            "Source [1] provides more detail.",
+            "The dose in source [2] was 5 mg [2].",
+            "Sources of bleeding were not reported [1].",
+            "Source data are available on request [3].",
+        ] {
+            assert_eq!(strip_attributions(same), same);
+        }
+        // The citations it keeps are the model's own, checked like any other.
+        let (_, invalid, sentences) = resolve(
+            &strip_attributions("Source [9] states that the dose was 5 mg."),
+            |n| n <= 3,
+        );
+        assert_eq!(invalid, 1);
+        assert_eq!(sentences[0].text, "The dose was 5 mg.");
+        assert!(sentences[0].cites.is_empty());
     }
 
     #[test]

@@ -461,7 +461,7 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
         .iter()
         .map(|s| (s.n, s.title.as_str()))
         .collect();
-    let unlabelled = cite::strip_source_labels(raw, &titles);
+    let unlabelled = cite::strip_attributions(&cite::strip_source_labels(raw, &titles));
     let (cleaned, invalid, sentences) = cite::resolve(&unlabelled, |n| n >= 1 && n <= n_sources);
     answer.invalid_citations = invalid;
     if sentences
