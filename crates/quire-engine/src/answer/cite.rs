@@ -245,8 +245,14 @@ fn attribution(s: &str) -> Option<(Vec<usize>, &str)> {
     }
     let here = skip_ws(at);
     at = ATTRIBUTING.iter().find_map(|v| eat(here, v))?;
-    if let Some(e) = eat(skip_ws(at), "that") {
-        at = e;
+    // "… states that …", "… states: …", "… states "…"": the claim follows. "Source [1]
+    // confirms this with …" has no claim of its own to lift out.
+    match eat(skip_ws(at), "that") {
+        Some(e) => at = e,
+        None if s[at..]
+            .trim_start()
+            .starts_with([':', ',', '"', '\u{201c}']) => {}
+        None => return None,
     }
     claim(at).map(|c| (cites, c))
 }
@@ -591,8 +597,8 @@ mod tests {
                 "15 patients took part [1, 4].",
             ),
             (
-                "Source [2] mentions that bleeding occurred in 3.9% [2]. The source also notes HIT in 0.7%.",
-                "Bleeding occurred in 3.9% [2]. HIT in 0.7%.",
+                "Source [2] mentions that bleeding occurred in 3.9% [2]. The source also notes that HIT occurred in 0.7%.",
+                "Bleeding occurred in 3.9% [2]. HIT occurred in 0.7%.",
             ),
             (
                 "- Source [1] says that the council meets weekly.\n- Source [2] notes that budgets are set in May.",
@@ -608,6 +614,7 @@ mod tests {
             "The dose in source [2] was 5 mg [2].",
             "Sources of bleeding were not reported [1].",
             "Source data are available on request [3].",
+            "Source [1] confirms this with a second cohort [1].",
         ] {
             assert_eq!(strip_attributions(same), same);
         }
