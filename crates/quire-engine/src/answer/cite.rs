@@ -10,6 +10,22 @@ pub struct Marker {
     pub numbers: Vec<usize>,
 }
 
+/// The marker citing `cites`: "[2]", "[1, 4]".
+pub fn marker(cites: &[usize]) -> String {
+    let list: Vec<String> = cites.iter().map(|n| n.to_string()).collect();
+    format!("[{}]", list.join(", "))
+}
+
+/// A list bullet ("- ", "* ", "• ") opening `body`, and the text after it.
+fn split_bullet(body: &str) -> (&str, &str) {
+    match body.strip_prefix(['-', '*', '\u{2022}']) {
+        Some(rest) if rest.starts_with(' ') => {
+            (&body[..body.len() - rest.len() + 1], rest.trim_start())
+        }
+        _ => ("", body),
+    }
+}
+
 /// Finds `[n]`, `[n, m]`, `[n,m]`, `[n-m]` and `[Source n]` markers (numbers 1..=99).
 pub fn markers(answer: &str) -> Vec<Marker> {
     let bytes = answer.as_bytes();
@@ -84,12 +100,7 @@ pub fn strip_source_labels(answer: &str, titles: &[(usize, &str)]) -> String {
         }
         let body = line.trim_start();
         let indent = &line[..line.len() - body.len()];
-        let (bullet, body) = match body.strip_prefix(['-', '*', '•']) {
-            Some(rest) if rest.starts_with(' ') => {
-                (&body[..body.len() - rest.len() + 1], rest.trim_start())
-            }
-            _ => ("", body),
-        };
+        let (bullet, body) = split_bullet(body);
         let (index, after_index) = match leading_marker(body) {
             Some((n, rest)) => (n, rest.trim_start()),
             None => (None, body),
@@ -106,8 +117,10 @@ pub fn strip_source_labels(answer: &str, titles: &[(usize, &str)]) -> String {
                 let mut l = format!("{indent}{bullet}{rest}");
                 if let (Some(n), true) = (cited, markers(rest).is_empty()) {
                     match l.char_indices().last() {
-                        Some((i, '.' | '!' | '?')) => l.insert_str(i, &format!(" [{n}]")),
-                        _ => l.push_str(&format!(" [{n}]")),
+                        Some((i, '.' | '!' | '?')) => {
+                            l.insert_str(i, &format!(" {}", marker(&[n])))
+                        }
+                        _ => l.push_str(&format!(" {}", marker(&[n]))),
                     }
                 }
                 out.push(l);
@@ -149,12 +162,7 @@ pub fn strip_attributions(answer: &str) -> String {
         out.push_str(&answer[last..a]);
         let sentence = &answer[a..b];
         let body = sentence.trim_start();
-        let (bullet, body) = match body.strip_prefix(['-', '*', '\u{2022}']) {
-            Some(rest) if rest.starts_with(' ') => {
-                (&body[..body.len() - rest.len() + 1], rest.trim_start())
-            }
-            _ => ("", body),
-        };
+        let (bullet, body) = split_bullet(body);
         match attribution(body) {
             Some((cites, claim)) => {
                 out.push_str(&sentence[..sentence.len() - body.len() - bullet.len()]);
@@ -193,12 +201,11 @@ fn attribution(s: &str) -> Option<(Vec<usize>, &str)> {
         loop {
             let here = skip_ws(at);
             let rest = &s[here..];
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
             if let Some((Some(n), after)) = leading_marker(rest) {
                 cites.push(n);
                 at = s.len() - after.len();
-            } else if let Some(digits) = Some(rest.chars().take_while(char::is_ascii_digit).count())
-                .filter(|&d| d > 0 && cites.is_empty())
-            {
+            } else if digits > 0 && cites.is_empty() {
                 cites.push(rest[..digits].parse().ok()?);
                 at = here + digits;
             } else if !cites.is_empty() && (rest.starts_with(", [") || rest.starts_with(",[")) {
@@ -284,8 +291,8 @@ fn cited_claim(claim: &str, cites: &[usize]) -> String {
         }
     }
     if !cites.is_empty() && markers(&body).is_empty() {
-        let list: Vec<String> = cites.iter().map(|n| n.to_string()).collect();
-        body.push_str(&format!(" [{}]", list.join(", ")));
+        body.push(' ');
+        body.push_str(&marker(cites));
     }
     body.push_str(if stop.is_empty() { "." } else { stop });
     body
@@ -412,8 +419,7 @@ pub fn resolve(answer: &str, valid: impl Fn(usize) -> bool) -> (String, usize, V
             }
         }
         if !kept.is_empty() {
-            let list: Vec<String> = kept.iter().map(|n| n.to_string()).collect();
-            cleaned.push_str(&format!("[{}]", list.join(", ")));
+            cleaned.push_str(&marker(&kept));
         } else if cleaned.ends_with(' ') && answer[m.range.1..].starts_with([' ', '.', ',']) {
             cleaned.pop();
         }

@@ -554,8 +554,8 @@ fn render(
         };
         out.push_str(body);
         if !c.cites.is_empty() {
-            let list: Vec<String> = c.cites.iter().map(|n| n.to_string()).collect();
-            out.push_str(&format!(" [{}]", list.join(", ")));
+            out.push(' ');
+            out.push_str(&cite::marker(&c.cites));
         }
         out.push_str(stop);
     }
