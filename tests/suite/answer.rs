@@ -256,6 +256,59 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
         "{attributed:?}"
     );
 
+    // A list number, a journal abbreviation cut off at its full stop and a table label
+    // copied among the claims are fragments: they leave the answer, with the citation
+    // they carried, and the claim stays as the model cited it.
+    let mut fragments = answer::Answer::new(
+        String::new(),
+        answer::evidence("q", &hits, cos),
+        sources.clone(),
+    );
+    answer::finish(
+        &mut fragments,
+        &format!(
+            "1. {} [2]. Mol. [3]. - Table S6 [1].",
+            copied.trim_end_matches('.')
+        ),
+        &lib,
+    );
+    assert!(!fragments.refused, "{fragments:?}");
+    let claim = copied.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        fragments.answer,
+        format!("{} [2].", claim.trim_end_matches('.')),
+        "{fragments:?}"
+    );
+    assert_eq!(
+        fragments.citations.iter().map(|c| c.n).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert_eq!(fragments.sentences.len(), 1);
+    assert!(fragments.unsupported_sentences.is_empty(), "{fragments:?}");
+    // A one-sentence answer is checked, however short.
+    let two_words = copied
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut short = answer::Answer::new(
+        String::new(),
+        answer::evidence("q", &hits, cos),
+        sources.clone(),
+    );
+    answer::finish(&mut short, &format!("{two_words} [2]."), &lib);
+    assert_eq!(short.sentences.len(), 1, "{short:?}");
+    assert!(short.sentences[0].text.starts_with(&two_words), "{short:?}");
+    // Fragments only: no answer was given.
+    let mut scraps = answer::Answer::new(
+        String::new(),
+        answer::evidence("q", &hits, cos),
+        sources.clone(),
+    );
+    answer::finish(&mut scraps, "1. [2] 2. [3] Proc. [1]", &lib);
+    assert!(scraps.refused, "{scraps:?}");
+    assert!(scraps.citations.is_empty());
+
     // Citation numbers with nothing to say are no answer.
     let mut bare = answer::Answer::new(
         String::new(),

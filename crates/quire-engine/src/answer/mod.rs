@@ -462,8 +462,17 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
         .map(|s| (s.n, s.title.as_str()))
         .collect();
     let unlabelled = cite::strip_attributions(&cite::strip_source_labels(raw, &titles));
-    let (cleaned, invalid, sentences) = cite::resolve(&unlabelled, |n| n >= 1 && n <= n_sources);
+    let (cleaned, invalid, mut sentences) =
+        cite::resolve(&unlabelled, |n| n >= 1 && n <= n_sources);
     answer.invalid_citations = invalid;
+    // Fragments among the sentences ("2.", "- Table S6.", "Mol.", "Eric Huss:") say
+    // nothing: they leave the answer, with their citations. A one-sentence answer stays
+    // as it is ("40 [2]." may be the whole answer).
+    let parsed = sentences.len();
+    if parsed > 1 {
+        sentences.retain(|s| !text::is_fragment(&s.text));
+    }
+    let cleaned = (sentences.len() == parsed).then_some(cleaned);
     if sentences
         .iter()
         .all(|s| text::content_terms(&s.text).is_empty())
@@ -477,7 +486,7 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
     }
     let embed = lib.embedder().map(|e| e.as_ref());
     let checks = verify::check(&answer.query, &sentences, &answer.sources, embed);
-    answer.answer = render(&checks, &cleaned, &sentences);
+    answer.answer = render(&checks, cleaned.as_deref(), &sentences);
     let mut citations: Vec<AnswerCitation> = Vec::new();
     for c in &checks {
         if !c.supported {
@@ -533,13 +542,17 @@ pub fn finish(answer: &mut Answer, generated: &str, lib: &Library) {
 }
 
 /// The answer text with each sentence's final citations: the model's own where they
-/// held, the engine's where it had to fill them in.
+/// held, the engine's where it had to fill them in. `cleaned` is the model's text with
+/// its markers resolved, kept as written when every sentence is there and cites what
+/// the model said (`None` when sentences were left out).
 fn render(
     checks: &[verify::SentenceCheck],
-    cleaned: &str,
+    cleaned: Option<&str>,
     parsed: &[cite::CitedSentence],
 ) -> String {
-    if checks.iter().zip(parsed).all(|(c, p)| c.cites == p.cites) {
+    if let Some(cleaned) =
+        cleaned.filter(|_| checks.iter().zip(parsed).all(|(c, p)| c.cites == p.cites))
+    {
         return cleaned.to_string();
     }
     let mut out = String::new();

@@ -258,6 +258,25 @@ pub fn only_points_at_sources(sentence: &str) -> bool {
     words.iter().all(|w| POINTER_WORDS.contains(&w.as_str()))
 }
 
+/// Whether a sentence of an answer is a fragment that says nothing by itself: two words
+/// or fewer, as a list number ("2."), a table label ("- Table S6."), a journal
+/// abbreviation cut off at its full stop ("J. Neurophysiol."), a speaker's name
+/// ("Eric Huss:") or the last words before the token limit ("The bank") come out of the
+/// sentence splitter. "Yes." and "No." are answers, not fragments.
+pub fn is_fragment(sentence: &str) -> bool {
+    let words: Vec<&str> = sentence
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .collect();
+    let yes_no = words.first().is_some_and(|w| {
+        let w = w
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        w == "yes" || w == "no"
+    });
+    words.len() <= 2 && !yes_no
+}
+
 /// Lower-cased, stemmed content words of `text`, in order (numbers kept: "12.5", "2023").
 pub fn content_terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -609,6 +628,29 @@ pub fn clip(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragments_are_two_words_or_fewer_but_yes_and_no_are_answers() {
+        for f in [
+            "2.",
+            "- Table S6.",
+            "J. Neurophysiol.",
+            "* Eric Huss:",
+            "The bank",
+            "(2022).",
+            "",
+        ] {
+            assert!(is_fragment(f), "{f:?}");
+        }
+        for s in [
+            "Yes.",
+            "No, not here.",
+            "Metformin was stopped.",
+            "The dose was 2.5 mg/day.",
+        ] {
+            assert!(!is_fragment(s), "{s:?}");
+        }
+    }
 
     #[test]
     fn a_page_of_references_is_mostly_references() {
