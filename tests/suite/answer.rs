@@ -180,16 +180,21 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
     let (_, lib) = library();
     let lib = lib.lock().unwrap_or_else(|e| e.into_inner());
     let (hits, cos, sources) = heart_failure_sources(&lib);
+    // The answer `finish` makes of a generated text over these sources.
+    let finished = |generated: &str| {
+        let mut ans = answer::Answer::new(
+            String::new(),
+            answer::evidence("q", &hits, cos),
+            sources.clone(),
+        );
+        answer::finish(&mut ans, generated, &lib);
+        ans
+    };
     // The model "answers" by copying a sentence of source 2, citing [2], then cites a
     // source that does not exist.
     let copied = a_copyable_sentence(&sources[1].text);
     let generated = format!("{copied} [2]. Patients loved it [9].");
-    let mut ans = answer::Answer::new(
-        String::new(),
-        answer::evidence("q", &hits, cos),
-        sources.clone(),
-    );
-    answer::finish(&mut ans, &generated, &lib);
+    let ans = finished(&generated);
     assert_eq!(ans.invalid_citations, 1, "{ans:?}");
     assert!(!ans.answer.contains("[9]"), "{}", ans.answer);
     let c = ans.citations.iter().find(|c| c.n == 2).expect("[2] kept");
@@ -231,16 +236,10 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
 
     // A claim put under its source ("Source [2] states that …") is the claim, cited and
     // checked like any other: the lead-in is neither shown nor checked.
-    let mut attributed = answer::Answer::new(
-        String::new(),
-        answer::evidence("q", &hits, cos),
-        sources.clone(),
-    );
-    answer::finish(
-        &mut attributed,
-        &format!("Source [2] states that {}.", copied.trim_end_matches('.')),
-        &lib,
-    );
+    let attributed = finished(&format!(
+        "Source [2] states that {}.",
+        copied.trim_end_matches('.')
+    ));
     assert!(!attributed.refused, "{attributed:?}");
     assert!(
         !attributed.answer.starts_with("Source") && attributed.answer.ends_with(" [2]."),
@@ -259,19 +258,10 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
     // A list number, a journal abbreviation cut off at its full stop and a table label
     // copied among the claims are fragments: they leave the answer, with the citation
     // they carried, and the claim stays as the model cited it.
-    let mut fragments = answer::Answer::new(
-        String::new(),
-        answer::evidence("q", &hits, cos),
-        sources.clone(),
-    );
-    answer::finish(
-        &mut fragments,
-        &format!(
-            "1. {} [2]. Mol. [3]. - Table S6 [1].",
-            copied.trim_end_matches('.')
-        ),
-        &lib,
-    );
+    let fragments = finished(&format!(
+        "1. {} [2]. Mol. [3]. - Table S6 [1].",
+        copied.trim_end_matches('.')
+    ));
     assert!(!fragments.refused, "{fragments:?}");
     let claim = copied.split_whitespace().collect::<Vec<_>>().join(" ");
     assert_eq!(
@@ -291,31 +281,16 @@ fn citations_map_to_document_page_and_span_and_invalid_ones_are_dropped() {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    let mut short = answer::Answer::new(
-        String::new(),
-        answer::evidence("q", &hits, cos),
-        sources.clone(),
-    );
-    answer::finish(&mut short, &format!("{two_words} [2]."), &lib);
+    let short = finished(&format!("{two_words} [2]."));
     assert_eq!(short.sentences.len(), 1, "{short:?}");
     assert!(short.sentences[0].text.starts_with(&two_words), "{short:?}");
     // Fragments only: no answer was given.
-    let mut scraps = answer::Answer::new(
-        String::new(),
-        answer::evidence("q", &hits, cos),
-        sources.clone(),
-    );
-    answer::finish(&mut scraps, "1. [2] 2. [3] Proc. [1]", &lib);
+    let scraps = finished("1. [2] 2. [3] Proc. [1]");
     assert!(scraps.refused, "{scraps:?}");
     assert!(scraps.citations.is_empty());
 
     // Citation numbers with nothing to say are no answer.
-    let mut bare = answer::Answer::new(
-        String::new(),
-        answer::evidence("q", &hits, cos),
-        sources.clone(),
-    );
-    answer::finish(&mut bare, "[1] [2] [3].", &lib);
+    let bare = finished("[1] [2] [3].");
     assert!(bare.refused, "{bare:?}");
     assert_eq!(bare.answer, REFUSAL);
     assert!(bare.citations.is_empty());
