@@ -16,6 +16,14 @@ pub fn marker(cites: &[usize]) -> String {
     format!("[{}]", list.join(", "))
 }
 
+/// A sentence and its closing `.`, `!` or `?` (empty when it has none).
+pub fn split_stop(sentence: &str) -> (&str, &str) {
+    match sentence.char_indices().last() {
+        Some((i, '.' | '!' | '?')) => sentence.split_at(i),
+        _ => (sentence, ""),
+    }
+}
+
 /// A list bullet ("- ", "* ", "• ") opening `body`, and the text after it.
 fn split_bullet(body: &str) -> (&str, &str) {
     match body.strip_prefix(['-', '*', '\u{2022}']) {
@@ -114,16 +122,14 @@ pub fn strip_source_labels(answer: &str, titles: &[(usize, &str)]) -> String {
         match labelled.or(pending.map(|n| (Some(n), unquote(body)))) {
             Some((cited, rest)) if !rest.is_empty() => {
                 pending = None;
-                let mut l = format!("{indent}{bullet}{rest}");
-                if let (Some(n), true) = (cited, markers(rest).is_empty()) {
-                    match l.char_indices().last() {
-                        Some((i, '.' | '!' | '?')) => {
-                            l.insert_str(i, &format!(" {}", marker(&[n])))
-                        }
-                        _ => l.push_str(&format!(" {}", marker(&[n]))),
+                let l = format!("{indent}{bullet}{rest}");
+                match cited.filter(|_| markers(rest).is_empty()) {
+                    Some(n) => {
+                        let (body, stop) = split_stop(&l);
+                        out.push(format!("{body} {}{stop}", marker(&[n])));
                     }
+                    None => out.push(l),
                 }
-                out.push(l);
             }
             _ => out.push(line.to_string()),
         }
@@ -267,11 +273,7 @@ fn attribution(s: &str) -> Option<(Vec<usize>, &str)> {
 /// `claim` as a sentence of its own: a lowercase first word capitalised, the quote marks
 /// around a copied passage dropped, and `cites` at its end unless it carries markers.
 fn cited_claim(claim: &str, cites: &[usize]) -> String {
-    let body = claim.trim_end();
-    let (body, stop) = match body.char_indices().last() {
-        Some((i, '.' | '!' | '?')) => (&body[..i], &body[i..]),
-        _ => (body, ""),
-    };
+    let (body, stop) = split_stop(claim.trim_end());
     let quoted = body.starts_with(['"', '\u{201c}']);
     let mut body = if quoted { unquote(body) } else { body }.to_string();
     if quoted {

@@ -560,11 +560,8 @@ fn render(
         if !out.is_empty() {
             out.push(' ');
         }
-        let body = c.text.trim_end();
-        let (body, stop) = match body.char_indices().last() {
-            Some((i, '.' | '!' | '?')) => (&body[..i], &body[i..]),
-            _ => (body, "."),
-        };
+        let (body, stop) = cite::split_stop(c.text.trim_end());
+        let stop = if stop.is_empty() { "." } else { stop };
         out.push_str(body);
         if !c.cites.is_empty() {
             out.push(' ');
